@@ -1,0 +1,385 @@
+"""Extractive answers: the best sentence among the retrieved passages, and a short span in it.
+
+Owns the `Answer` record. Sentences are scored by how much of the question's
+meaning they carry (embedding similarity) and how many of its rarer words they
+contain (idf-weighted overlap); inside the best sentence, a span of the type
+the question asks for (a name for "who", a place for "where", a date for
+"when", a quantity for "how many") is chosen near the question's words. Every
+offset is into the article's clean text. The score is a confidence in [0, 1];
+below the threshold the caller says "not in these articles".
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from retrieval.embedding import Embedder
+from retrieval.search import Hit
+from retrieval.text import STOPWORDS, content_stems, sentence_spans, stem, word_spans
+
+DEFAULT_THRESHOLD = 0.45
+
+
+@dataclass(frozen=True)
+class Answer:
+    text: str
+    sentence: str
+    article_id: str
+    title: str
+    source: str
+    start: int
+    end: int
+    sentence_start: int
+    sentence_end: int
+    chunk_id: str
+    score: float
+
+
+@dataclass(frozen=True)
+class ScoredSentence:
+    hit: Hit
+    start: int
+    end: int
+    dense: float
+    lexical: float
+    score: float
+
+
+# --- what the question asks for -------------------------------------------------------------
+
+_NUMBER_Q = re.compile(
+    r"\bhow (many|much|long|far|old|big|large|tall|high|fast|often|wide|deep|heavy)\b"
+    r"|\bwhat (percentage|percent|number|amount|proportion|price|cost|size)\b"
+)
+_DATE_Q = re.compile(
+    r"^when\b|\bwhen (did|was|were|is|will|does|do)\b"
+    r"|\b(what|which|in what|what) (year|date|day|month|time|century|decade|season)\b"
+)
+_PERSON_Q = re.compile(r"^(who|whom|whose)\b|\b(who|whom|whose)\b")
+_PLACE_Q = re.compile(
+    r"^where\b|\bwhere\b|\b(what|which) (city|country|town|place|region|state|continent|"
+    r"location|venue|island|province|county|nation)\b"
+)
+_ENTITY_Q = re.compile(r"^(what|which)\b")
+
+
+def expected_type(question: str) -> str:
+    """One of: number, date, person, place, entity, other."""
+    q = question.lower().strip()
+    for kind, pattern in (
+        ("number", _NUMBER_Q),
+        ("date", _DATE_Q),
+        ("place", _PLACE_Q),
+        ("person", _PERSON_Q),
+        ("entity", _ENTITY_Q),
+    ):
+        if pattern.search(q):
+            return kind
+    return "other"
+
+
+# --- candidate spans inside a sentence ---------------------------------------------------------
+
+_MONTH = (
+    r"(?:January|February|March|April|May|June|July|August|September|October|November|December"
+    r"|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)\.?"
+)
+_WEEKDAY = r"(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)"
+_DATE = re.compile(
+    rf"\b(?:{_MONTH}\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{4}}|\d{{1,2}}(?:st|nd|rd|th)?\s+{_MONTH}"
+    rf"(?:,?\s+\d{{4}})?|{_MONTH}\s+\d{{4}}|{_MONTH}\s+\d{{1,2}}(?:st|nd|rd|th)?|"
+    rf"(?:early|mid|late)[- ]\d{{4}}s?|\d{{4}}s?|\d{{1,2}}(?:st|nd|rd|th)\s+century|"
+    rf"{_WEEKDAY}|{_MONTH}(?=\W))"
+)
+_UNIT_WORDS = r"percent|per cent|million|billion|trillion|thousand|hundred|dozen"
+_NUMBER_WORDS = (
+    r"one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|"
+    r"sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|"
+    r"hundred|thousand|half|dozen"
+)
+_NUMBER = re.compile(
+    rf"(?:(?:about|around|nearly|almost|more than|over|up to|some|roughly)\s+)?"
+    rf"(?:[$€£¥]\s?)?(?:\d[\d,]*(?:\.\d+)?|\b(?:{_NUMBER_WORDS})\b)"
+    rf"(?:\s?%|\s+(?:{_UNIT_WORDS}))*"
+    rf"(?:\s+(?!(?:and|or|of|in|on|at|to|the|a|an|for|by|with|from|was|were|is|are)\b)"
+    rf"[a-zA-Z][a-zA-Z-]*)?",
+    re.IGNORECASE,
+)
+# Capitalized words, joined across a few lower-case connectors ("Bank of England").
+_PROPER = re.compile(
+    r"(?:[A-Z][\w'’.-]*|\d+[A-Za-z]*)(?:\s+(?:(?:of|de|da|du|van|von|der|del|la|le|the|for|"
+    r"al|bin|el)\s+)*(?:[A-Z][\w'’.-]*))*"
+)
+_LEADING_DROP = {"the", "a", "an", "this", "that", "these", "those", "his", "her", "its", "their"}
+_PLACE_CUES = {"in", "at", "to", "from", "near", "outside", "inside", "across", "into", "toward"}
+# Last words of names that are organisations, places or events rather than people.
+_NOT_PERSON_HEADS = {
+    "sea", "ocean", "river", "lake", "mountains", "island", "islands", "city", "state", "states",
+    "department", "ministry", "office", "agency", "council", "committee", "commission", "union",
+    "organization", "organisation", "university", "college", "school", "institute", "observatory",
+    "museum", "library", "bank", "company", "group", "corporation", "association", "party",
+    "army", "court", "parliament", "congress", "senate", "house", "church", "olympics", "games",
+    "cup", "championship", "war", "street", "square", "park", "airport", "station", "tunnel",
+    "bridge", "hospital", "center", "centre", "republic", "kingdom", "press", "times", "news",
+}  # fmt: skip
+_NOT_NAMES = {
+    "i", "it", "he", "she", "we", "they", "but", "and", "so", "however", "the", "this", "that",
+    "in", "on", "at", "a", "an", "mr", "mrs", "ms", "dr", "if", "as", "when", "while", "after",
+    "before", "since", "even", "still", "there", "what", "who", "his", "her", "its", "our",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Candidate:
+    start: int
+    end: int
+    kind: str
+
+
+def _proper_candidates(sentence: str) -> list[Candidate]:
+    found = []
+    for match in _PROPER.finditer(sentence):
+        start, end = match.start(), match.end()
+        text = sentence[start:end]
+        pieces = text.split()
+        # Drop sentence-initial function words that are only capitalized by position.
+        while pieces and pieces[0].lower().strip(".") in _NOT_NAMES:
+            start += len(pieces[0])
+            text = sentence[start:end]
+            start += len(text) - len(text.lstrip())
+            pieces = sentence[start:end].split()
+        while pieces and pieces[-1].lower() in {"of", "and", "the", "de", "for", "on"}:
+            end = start + len(sentence[start:end].rsplit(None, 1)[0])
+            pieces = pieces[:-1]
+        end = start + len(sentence[start:end].rstrip(".,;:'’"))
+        if start < end and not sentence[start:end].isdigit():
+            found.append(Candidate(start, end, "proper"))
+    return found
+
+
+def candidate_spans(sentence: str) -> list[Candidate]:
+    """Names, places, dates and quantities in `sentence`, with offsets into it."""
+    found: list[Candidate] = []
+    for match in _DATE.finditer(sentence):
+        found.append(Candidate(match.start(), match.end(), "date"))
+    for match in _NUMBER.finditer(sentence):
+        text = match.group(0).rstrip(".,;:")
+        if any(ch.isdigit() for ch in text) or len(text.split()) > 1:
+            found.append(Candidate(match.start(), match.start() + len(text), "number"))
+    found.extend(_proper_candidates(sentence))
+    return found
+
+
+def _phrase_candidates(sentence: str, question_stems: set[str]) -> list[Candidate]:
+    """Runs of words that are not in the question: the fallback for "what" questions."""
+    found: list[Candidate] = []
+    run: list[re.Match[str]] = []
+
+    def close() -> None:
+        while run and run[0].group(0).lower() in STOPWORDS:
+            run.pop(0)
+        while run and run[-1].group(0).lower() in STOPWORDS:
+            run.pop()
+        if run and len(run) <= 6:
+            found.append(Candidate(run[0].start(), run[-1].end(), "phrase"))
+        run.clear()
+
+    for match in word_spans(sentence):
+        word = match.group(0)
+        gap = sentence[run[-1].end() : match.start()] if run else " "
+        if stem(word) in question_stems or (run and re.search(r"[,;:()\"“”]", gap)):
+            close()
+        if stem(word) not in question_stems:
+            run.append(match)
+    close()
+    return found
+
+
+# --- scoring -------------------------------------------------------------------------------------
+
+
+def _kind_fit(kind: str, expected: str, sentence: str, candidate: Candidate) -> float:
+    text = sentence[candidate.start : candidate.end]
+    before = sentence[: candidate.start].split()
+    cue = before[-1].lower() if before else ""
+    if expected == "number":
+        return 1.0 if kind == "number" else 0.0
+    if expected == "date":
+        return 1.0 if kind == "date" else 0.2 if kind == "number" and text.isdigit() else 0.0
+    if expected == "person":
+        if kind != "proper":
+            return 0.0
+        last = text.split()[-1].lower().strip(".,'’")
+        if cue in _PLACE_CUES or cue in {"the", "a", "an"} or last in _NOT_PERSON_HEADS:
+            return 0.15
+        return 1.0 if len(text.split()) >= 2 else 0.8
+    if expected == "place":
+        if kind != "proper":
+            return 0.0
+        return 1.0 if cue in _PLACE_CUES else 0.6
+    if expected == "entity":
+        return {"proper": 0.8, "number": 0.5, "date": 0.5, "phrase": 0.6}.get(kind, 0.0)
+    return {"proper": 0.6, "number": 0.5, "date": 0.5, "phrase": 0.6}.get(kind, 0.0)
+
+
+def choose_span(
+    sentence: str, question: str, question_stems: set[str]
+) -> tuple[Candidate | None, float]:
+    """The best short answer inside `sentence`, with a fit score in [0, 1]."""
+    expected = expected_type(question)
+    candidates = candidate_spans(sentence)
+    if expected in {"entity", "other"}:
+        candidates += _phrase_candidates(sentence, question_stems)
+    anchors = [m.start() for m in word_spans(sentence) if stem(m.group(0)) in question_stems]
+    best: Candidate | None = None
+    best_score = 0.0
+    for candidate in candidates:
+        text = sentence[candidate.start : candidate.end]
+        stems = [stem(w) for w in re.findall(r"\w+", text) if w.lower() not in STOPWORDS]
+        if not stems or all(s in question_stems for s in stems):
+            continue
+        fit = _kind_fit(candidate.kind, expected, sentence, candidate)
+        if fit <= 0:
+            continue
+        if anchors:
+            distance = min(
+                abs(a - candidate.start) if a < candidate.start else abs(a - candidate.end)
+                for a in anchors
+            )
+            nearness = 1.0 / (1.0 + distance / 40.0)
+        else:
+            nearness = 0.3
+        novelty = sum(s not in question_stems for s in stems) / len(stems)
+        score = fit * (0.5 + 0.5 * nearness) * (0.6 + 0.4 * novelty)
+        if score > best_score + 1e-9:
+            best, best_score = candidate, score
+    return best, best_score
+
+
+class Answerer:
+    """Turns retrieved passages into one extractive answer with a confidence."""
+
+    def __init__(
+        self,
+        embedder: Embedder,
+        idf: Callable[[str], float],
+        max_sentences: int = 40,
+    ) -> None:
+        self.embedder = embedder
+        self.idf = idf
+        self.max_sentences = max_sentences
+
+    def score_sentences(
+        self,
+        question: str,
+        hits: Sequence[Hit],
+        context: str = "",
+        article_id: str | None = None,
+    ) -> list[ScoredSentence]:
+        weights: dict[str, float] = {}
+        for s in content_stems(question):
+            weights[s] = self.idf(s)
+        for s in content_stems(context):
+            weights.setdefault(s, 0.3 * self.idf(s))
+        total = sum(weights.values()) or 1.0
+        seen: set[tuple[str, int]] = set()
+        spans: list[tuple[Hit, int, int]] = []
+        for hit in hits:
+            text = hit.article.text
+            for start, end in sentence_spans(text, hit.chunk.start, hit.chunk.end):
+                if (hit.article.id, start) in seen:
+                    continue
+                seen.add((hit.article.id, start))
+                spans.append((hit, start, end))
+        spans = spans[: self.max_sentences]
+        if not spans:
+            return []
+        texts = [hit.article.text[s:e] for hit, s, e in spans]
+        # Meaning is matched on the question alone: the earlier turn's words already steer
+        # retrieval and the lexical score, and would pull the answer back to the last one.
+        vectors = self.embedder.embed([question, *texts])
+        dense = vectors[1:] @ vectors[0]
+        scored = []
+        for (hit, start, end), similarity, text in zip(spans, dense, texts, strict=True):
+            present = set(content_stems(text))
+            lexical = sum(w for s, w in weights.items() if s in present) / total
+            # A sentence inherits some relevance from its passage: the words that make
+            # it the answer are often in the sentence before it.
+            score = 0.4 * float(similarity) + 0.4 * lexical + 0.2 * hit.dense_score
+            if article_id is not None and hit.article.id == article_id:
+                score += 0.05
+            scored.append(ScoredSentence(hit, start, end, float(similarity), lexical, score))
+        scored.sort(key=lambda s: -s.score)
+        return scored
+
+    def answer(
+        self,
+        question: str,
+        hits: Sequence[Hit],
+        context: str = "",
+        article_id: str | None = None,
+    ) -> Answer | None:
+        """The best answer found, whatever its confidence (the caller applies the threshold)."""
+        sentences = self.score_sentences(question, hits, context, article_id)
+        if not sentences:
+            return None
+        question_stems = set(content_stems(question)) | set(content_stems(context))
+        typed = expected_type(question) in {"number", "date", "person", "place"}
+        best: tuple[float, ScoredSentence, Candidate | None, float] | None = None
+        for scored in sentences[:5]:
+            sentence = scored.hit.article.text[scored.start : scored.end]
+            candidate, fit = choose_span(sentence, question, question_stems)
+            # When the question asks for a kind of thing (a person, a date...), a sentence
+            # without one is a poor answer however well it matches.
+            combined = scored.score * ((0.3 + 0.7 * fit) if typed else (0.6 + 0.4 * fit))
+            if best is None or combined > best[0]:
+                best = (combined, scored, candidate, fit)
+        assert best is not None
+        combined, scored, candidate, fit = best
+        article = scored.hit.article
+        if candidate is None:
+            start, end = scored.start, scored.end
+        else:
+            start, end = scored.start + candidate.start, scored.start + candidate.end
+        confidence = _confidence(scored, fit)
+        return Answer(
+            text=article.text[start:end],
+            sentence=article.text[scored.start : scored.end],
+            article_id=article.id,
+            title=article.title,
+            source=article.source,
+            start=start,
+            end=end,
+            sentence_start=scored.start,
+            sentence_end=scored.end,
+            chunk_id=scored.hit.chunk.id,
+            score=confidence,
+        )
+
+
+def _confidence(scored: ScoredSentence, fit: float) -> float:
+    """Squash the evidence into [0, 1]: mostly meaning match and word coverage."""
+    raw = 0.55 * scored.dense + 0.35 * scored.lexical + 0.10 * fit
+    return round(1.0 / (1.0 + math.exp(-8.0 * (raw - 0.4))), 4)
+
+
+def idf_table(token_lists: Sequence[Sequence[str]]) -> Callable[[str], float]:
+    """Inverse document frequency over the chunks; unseen words count as rare."""
+    count = len(token_lists)
+    frequencies: dict[str, int] = {}
+    for tokens in token_lists:
+        for token in set(tokens):
+            frequencies[token] = frequencies.get(token, 0) + 1
+    ceiling = math.log((count + 1) / 0.5)
+
+    def idf(token: str) -> float:
+        df = frequencies.get(token)
+        return ceiling if df is None else math.log((count + 1) / (df + 0.5))
+
+    return idf
+
+
+__all__ = ["DEFAULT_THRESHOLD", "Answer", "Answerer", "expected_type", "idf_table"]

@@ -1,0 +1,304 @@
+"""`article-qa`: the command line, a thin layer over the library.
+
+Every command takes `--index DIR` (default `index/`) and, where it reads
+articles, `--corpus DIR` (default `corpus/`). User mistakes end with a
+one-line `error: …` on stderr and exit code 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from retrieval.errors import UserError
+
+DEFAULT_CORPUS = "corpus"
+DEFAULT_INDEX = "index"
+
+index_option = click.option(
+    "--index",
+    "index_dir",
+    default=DEFAULT_INDEX,
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder of the index.",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
+class FriendlyGroup(click.Group):
+    """Turns the library's `UserError` into a one-line message and exit code 1."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except UserError as error:
+            click.echo(f"error: {error}", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=FriendlyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", is_flag=True, help="Show what the library is doing.")
+@click.version_option(package_name="article-qa")
+def main(verbose: bool) -> None:
+    """Ask questions about a folder of news articles; get short answers copied from them.
+
+    \b
+    Start here:
+      article-qa build                      # index the articles in corpus/
+      article-qa ask "Where is the meeting held?"
+      article-qa chat                       # several questions, with follow-ups
+    """
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+# --- build ---------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option(
+    "--corpus",
+    "corpus",
+    multiple=True,
+    default=[DEFAULT_CORPUS],
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="Folder or file of articles (.txt .md .html .json .jsonl); repeat for several.",
+)
+@index_option
+@click.option("--rebuild", is_flag=True, help="Start over instead of reusing unchanged articles.")
+def build(corpus: tuple[Path, ...], index_dir: Path, rebuild: bool) -> None:
+    """Index the articles: clean, chunk, embed, and write a new index version atomically.
+
+    Unchanged articles are not embedded again; a build that finds nothing new
+    writes nothing. A build killed half-way leaves the previous index working.
+
+    \b
+    Example:
+      article-qa build --corpus corpus --corpus ~/news --index index
+    """
+    from tqdm import tqdm
+
+    from retrieval.indexing import build_index
+
+    # The summary below lists skipped files; the loader's own warnings would repeat them.
+    logging.getLogger("retrieval.articles").setLevel(logging.ERROR)
+    bars: dict[str, tqdm] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if stage != "embed":
+            return
+        bar = bars.get(stage)
+        if bar is None:
+            bar = bars[stage] = tqdm(total=total, desc="embedding", unit="chunk", file=sys.stderr)
+        bar.update(done - bar.n)
+
+    try:
+        report = build_index(list(corpus), index_dir, rebuild=rebuild, progress=progress)
+    finally:
+        for bar in bars.values():
+            bar.close()
+    state = "wrote a new version" if report.written else "already up to date"
+    click.echo(
+        f"{report.articles} articles, {report.chunks} chunks ({report.embedded} embedded), "
+        f"{report.seconds:.1f} s, {len(report.skipped)} files skipped: {state} in {index_dir}"
+    )
+    for label, names in (
+        ("added", report.added),
+        ("changed", report.changed),
+        ("removed", report.removed),
+    ):
+        if names:
+            click.echo(f"  {label}: {', '.join(names)}")
+    for skipped in report.skipped:
+        click.echo(f"  skipped {skipped.path}: {skipped.reason}")
+    for duplicate in report.duplicates:
+        click.echo(f"  duplicate {duplicate.path}: {duplicate.reason}")
+
+
+# --- ask and chat --------------------------------------------------------------------------------
+
+
+def _open_engine(index_dir: Path):
+    from retrieval.qa import QAEngine
+
+    return QAEngine.open(index_dir)
+
+
+def _print_result(result, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), ensure_ascii=False))
+        return
+    answer = result.answer
+    if answer is None:
+        click.echo("No answer in these articles.")
+        if result.best_guess is not None:
+            click.echo(
+                f"  (closest: {result.best_guess.sentence!r}, score {result.best_guess.score:.2f})"
+            )
+    else:
+        sentence = answer.sentence
+        local_start = answer.start - answer.sentence_start
+        local_end = answer.end - answer.sentence_start
+        marked = (
+            sentence[:local_start]
+            + click.style(sentence[local_start:local_end], bold=True, underline=True)
+            + sentence[local_end:]
+        )
+        click.echo(click.style(answer.text, bold=True) + f"   (confidence {answer.score:.2f})")
+        click.echo(f"  {marked}")
+        click.echo(f"  — {answer.title} [{answer.source}]")
+    if result.passages:
+        click.echo("Passages:")
+        for rank, hit in enumerate(result.passages, 1):
+            snippet = " ".join(hit.chunk.text.split())
+            snippet = snippet if len(snippet) <= 160 else snippet[:157] + "..."
+            click.echo(f"  {rank}. {hit.article.title} [{hit.article.source}] {hit.score:.4f}")
+            click.echo(f"     {snippet}")
+
+
+top_k_option = click.option(
+    "--top-k", default=5, show_default=True, type=click.IntRange(min=1), help="Passages to cite."
+)
+threshold_option = click.option(
+    "--threshold",
+    type=click.FloatRange(0.0, 1.0),
+    default=None,
+    help="Answer only above this confidence (default: the calibrated one).",
+)
+
+
+@main.command()
+@index_option
+@top_k_option
+@threshold_option
+@json_option
+@click.argument("question")
+def ask(index_dir: Path, top_k: int, threshold: float | None, as_json: bool, question: str) -> None:
+    """Answer one QUESTION with a short span copied from an article, and its sources.
+
+    \b
+    Example:
+      article-qa ask "Where is the meeting held?"
+      article-qa ask --json --top-k 3 "Who led the team?"
+    """
+    from retrieval.answering import DEFAULT_THRESHOLD
+
+    engine = _open_engine(index_dir)
+    result = engine.ask(
+        question, top_k=top_k, threshold=DEFAULT_THRESHOLD if threshold is None else threshold
+    )
+    _print_result(result, as_json)
+
+
+@main.command()
+@index_option
+@top_k_option
+@threshold_option
+@json_option
+def chat(index_dir: Path, top_k: int, threshold: float | None, as_json: bool) -> None:
+    """Answer questions read line by line; follow-ups use the earlier turns.
+
+    On a terminal this is an interactive prompt (empty line or Ctrl-D to quit);
+    otherwise it reads standard input, one question per line.
+
+    \b
+    Example:
+      printf 'Where is the meeting held?\\nWho will attend it?\\n' | article-qa chat --json
+    """
+    from retrieval.answering import DEFAULT_THRESHOLD
+
+    engine = _open_engine(index_dir)
+    history = []
+    interactive = sys.stdin.isatty()
+    while True:
+        if interactive:
+            try:
+                line = click.prompt("?", default="", show_default=False, prompt_suffix=" ")
+            except (EOFError, click.Abort):
+                break
+            if not line.strip():
+                break
+        else:
+            line = sys.stdin.readline()
+            if not line:
+                break
+            if not line.strip():
+                continue
+        try:
+            result = engine.ask(
+                line,
+                history,
+                top_k=top_k,
+                threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
+            )
+        except UserError as error:
+            click.echo(f"error: {error}", err=True)
+            continue
+        history.append(result.to_turn())
+        _print_result(result, as_json)
+        if not as_json:
+            click.echo()
+
+
+# --- articles and show ---------------------------------------------------------------------------
+
+
+@main.command()
+@index_option
+@json_option
+def articles(index_dir: Path, as_json: bool) -> None:
+    """List the indexed articles: id, title, source and number of chunks."""
+    from retrieval.store import load_index
+
+    index = load_index(index_dir)
+    counts: dict[str, int] = {}
+    for chunk in index.chunks:
+        counts[chunk.article_id] = counts.get(chunk.article_id, 0) + 1
+    rows = [
+        {"id": a.id, "title": a.title, "source": a.source, "chunks": counts.get(a.id, 0)}
+        for a in sorted(index.articles.values(), key=lambda a: a.source)
+    ]
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False))
+        return
+    for row in rows:
+        click.echo(f"{row['id']}  {row['chunks']:>3} chunks  {row['title']}  [{row['source']}]")
+
+
+@main.command()
+@index_option
+@json_option
+@click.argument("article_id")
+def show(index_dir: Path, as_json: bool, article_id: str) -> None:
+    """Print the cleaned text of the article ARTICLE_ID (a unique prefix is enough)."""
+    from retrieval.store import load_index
+
+    index = load_index(index_dir)
+    matches = [a for key, a in index.articles.items() if key.startswith(article_id)]
+    if len(matches) != 1:
+        problem = "no article" if not matches else f"{len(matches)} articles"
+        raise UserError(
+            f"{problem} with id {article_id!r}: run `article-qa articles` to see the ids"
+        )
+    article = matches[0]
+    if as_json:
+        payload = {
+            "id": article.id,
+            "title": article.title,
+            "source": article.source,
+            "text": article.text,
+        }
+        click.echo(json.dumps(payload, ensure_ascii=False))
+        return
+    click.echo(click.style(article.title, bold=True))
+    click.echo(f"[{article.source}]\n")
+    click.echo(article.text)

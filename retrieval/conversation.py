@@ -1,0 +1,143 @@
+"""Follow-up questions: read a question in the light of the turns before it.
+
+"Who will attend it?" after "Where is the meeting held?" is about the meeting;
+"What about Syria?" repeats the previous question about something else. A
+follow-up is recognised by its pronouns and place/time references, or by being
+elliptical; it is then given the earlier question and answer as context for
+retrieval and for choosing the answer, while its own words decide what kind of
+answer it wants.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from retrieval.text import STOPWORDS, content_stems, words
+
+_REFERRING = {
+    "it", "its", "he", "him", "his", "she", "her", "hers", "they", "them", "their", "theirs",
+    "there", "that", "this", "these", "those", "then", "one", "ones",
+}  # fmt: skip
+_ELLIPSIS = re.compile(r"^\s*(and\s+)?(what|how)\s+about\b\s*(?P<rest>.*?)[?.!\s]*$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Turn:
+    question: str
+    answer: str | None = None
+    sentence: str | None = None
+    article_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ResolvedQuestion:
+    question: str  # what the user typed
+    asked: str  # the question whose words pick the kind of answer
+    context: str  # earlier words that the question leans on ("" when standalone)
+    article_id: str | None = None  # the article the conversation is about, if any
+
+    @property
+    def is_followup(self) -> bool:
+        return bool(self.context)
+
+    @property
+    def query(self) -> str:
+        """The text retrieval searches with."""
+        return f"{self.asked} {self.context}".strip()
+
+
+def resolve_followup(question: str, history: Sequence[Turn]) -> ResolvedQuestion:
+    """`question` with the context of the latest turn it depends on, if it depends on one."""
+    question = question.strip()
+    if not history:
+        return ResolvedQuestion(question, question, "")
+    last = history[-1]
+    ellipsis = _ELLIPSIS.match(question)
+    if ellipsis and ellipsis.group("rest"):
+        # "What about Syria?" asks the previous question again, about Syria.
+        asked = f"{last.question.rstrip(' ?')} {ellipsis.group('rest')}?"
+        return ResolvedQuestion(question, asked, "", last.article_id)
+    tokens = [w.lower() for w in words(question)]
+    refers = any(token in _REFERRING for token in tokens)
+    elliptical = len(content_stems(question)) <= 1
+    if not (refers or elliptical):
+        return ResolvedQuestion(question, question, "")
+    asked = substitute_references(question, history)
+    # The latest question and its answer; not the answer's whole sentence, which would
+    # pull the follow-up back onto the sentence that was already the answer.
+    context_parts = [last.question]
+    if last.answer:
+        context_parts.append(last.answer)
+    return ResolvedQuestion(question, asked, " ".join(context_parts), last.article_id)
+
+
+_TOPIC = re.compile(r"\b(?:the|this|that|a|an)\s+((?:[\w'-]+\s+)?[\w'-]+)", re.IGNORECASE)
+_THING = {"it", "this", "that"}
+_PERSON = {"he", "him", "she", "her", "they", "them"}
+_POSSESSIVE = {"its": "_thing", "his": "_person", "their": "_person"}
+
+
+def _topic(question: str) -> str | None:
+    """The thing a question is about: its first "the ..." phrase ("the meeting")."""
+    for match in _TOPIC.finditer(question):
+        phrase = match.group(1).split()
+        # "Where is the meeting held?": a last word closing the question is its verb.
+        if len(phrase) > 1 and question[match.end() :].strip(" ?!.") == "":
+            phrase.pop()
+        while phrase and phrase[-1].lower() in STOPWORDS:
+            phrase.pop()
+        if phrase:
+            return match.group(0).split()[0].lower() + " " + " ".join(phrase)
+    return None
+
+
+def _name(turns: Sequence[Turn]) -> tuple[str | None, str | None]:
+    """The latest capitalized answer that reads like a name, and the latest like a place."""
+    person = place = None
+    for turn in reversed(turns):
+        answer = (turn.answer or "").strip()
+        if not answer or not answer[0].isupper() or len(answer.split()) > 5:
+            continue
+        sentence = turn.sentence or ""
+        at = sentence.find(answer)
+        cue = sentence[:at].split()[-1].lower() if at > 0 and sentence[:at].split() else ""
+        if cue in {"in", "at", "to", "from", "near"}:
+            place = place or answer
+        else:
+            person = person or answer
+    return person, place
+
+
+def substitute_references(question: str, history: Sequence[Turn]) -> str:
+    """`question` with it/he/there replaced by what they most likely point at, when known."""
+    topic = None
+    for turn in reversed(history):
+        topic = _topic(turn.question)
+        if topic:
+            break
+    person, place = _name(history)
+    replacements = {"_thing": topic, "_person": person}
+
+    def replace(match: re.Match[str]) -> str:
+        word = match.group(0)
+        lower = word.lower()
+        if lower in _THING and topic:
+            return topic
+        if lower in _PERSON and person:
+            return person
+        if lower == "there" and place:
+            return (
+                f"in {place}"
+                if not match.string[: match.start()].rstrip().endswith("in")
+                else place
+            )
+        key = _POSSESSIVE.get(lower)
+        if key and replacements[key]:
+            return f"{replacements[key]}'s"
+        return word
+
+    # Only pronouns after the first word: "It" opening a question is usually a dummy subject.
+    head, _, rest = question.partition(" ")
+    return head + " " + re.sub(r"\b\w+\b", replace, rest) if rest else question

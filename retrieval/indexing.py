@@ -1,0 +1,172 @@
+"""Building the index: corpus folders in, a new live index version out.
+
+Incremental by content hash: a chunk whose text was embedded before (in any
+article, under any file name) reuses its vector, so unchanged, renamed and
+duplicated articles cost nothing; changed articles are re-chunked and their
+old chunks disappear with the old version; deleted files leave the index.
+A build that changes nothing writes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from retrieval.articles import SkippedFile, load_articles, text_hash
+from retrieval.chunking import Chunk, ChunkingConfig, chunk_article
+from retrieval.cleaning import CLEANER_VERSION
+from retrieval.embedding import MINILM_NAME, load_embedder, model_dimension
+from retrieval.errors import UserError
+from retrieval.store import (
+    FORMAT_VERSION,
+    IndexConfig,
+    Manifest,
+    StoredIndex,
+    build_lock,
+    load_index,
+    save_version,
+)
+
+log = logging.getLogger(__name__)
+
+# progress(stage, done, total): stage is "load", "embed" or "save".
+Progress = Callable[[str, int, int], None]
+
+
+def index_config(model: str = MINILM_NAME, chunking: ChunkingConfig | None = None) -> IndexConfig:
+    return IndexConfig(
+        model=model,
+        dimension=model_dimension(model),
+        chunking=chunking or ChunkingConfig(),
+        cleaner_version=CLEANER_VERSION,
+    )
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    index_dir: Path
+    articles: int
+    chunks: int
+    embedded: int
+    seconds: float
+    written: bool
+    added: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    skipped: tuple[SkippedFile, ...] = ()
+    duplicates: tuple[SkippedFile, ...] = ()
+
+    @property
+    def chunks_per_s(self) -> float:
+        return self.chunks / self.seconds if self.seconds > 0 else 0.0
+
+
+def _previous(index_dir: Path, config: IndexConfig, rebuild: bool) -> StoredIndex | None:
+    if rebuild:
+        return None
+    try:
+        return load_index(index_dir, config)
+    except UserError as error:
+        if (index_dir / "CURRENT").exists():
+            log.warning("starting the index over: %s", error)
+        return None
+
+
+def build_index(
+    corpus: Sequence[str | Path],
+    index_dir: str | Path,
+    *,
+    config: IndexConfig | None = None,
+    rebuild: bool = False,
+    progress: Progress | None = None,
+) -> BuildReport:
+    """Bring `index_dir` up to date with the files under `corpus`."""
+    started = time.perf_counter()
+    index_dir = Path(index_dir)
+    config = config or index_config()
+    report = progress or (lambda stage, done, total: None)
+    with build_lock(index_dir):
+        loaded = load_articles(corpus)
+        report("load", len(loaded.articles), len(loaded.articles))
+        previous = _previous(index_dir, config, rebuild)
+        before = previous.manifest.articles if previous else {}
+        now = {article.source: article.content_hash for article in loaded.articles}
+        added = tuple(sorted(set(now) - set(before)))
+        removed = tuple(sorted(set(before) - set(now)))
+        changed = tuple(sorted(s for s in set(now) & set(before) if now[s] != before[s]))
+        if previous is not None and not (added or removed or changed):
+            return BuildReport(
+                index_dir,
+                len(previous.articles),
+                len(previous.chunks),
+                0,
+                time.perf_counter() - started,
+                False,
+                skipped=loaded.skipped,
+                duplicates=loaded.duplicates,
+            )
+        chunks = [c for article in loaded.articles for c in chunk_article(article, config.chunking)]
+        known: dict[str, np.ndarray] = {}
+        if previous is not None:
+            for chunk, vector in zip(previous.chunks, previous.vectors, strict=True):
+                known[text_hash(chunk.text)] = vector
+        vectors = _embed_new(chunks, known, config, report)
+        report("save", 0, 1)
+        seconds = time.perf_counter() - started
+        manifest = Manifest(
+            format_version=FORMAT_VERSION,
+            model=config.model,
+            dimension=config.dimension,
+            chunk_size=config.chunking.size,
+            chunk_overlap=config.chunking.overlap,
+            cleaner_version=config.cleaner_version,
+            built_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            build_seconds=round(seconds, 3),
+            articles=now,
+        )
+        save_version(index_dir, manifest, list(loaded.articles), chunks, vectors)
+        report("save", 1, 1)
+    return BuildReport(
+        index_dir=index_dir,
+        articles=len(loaded.articles),
+        chunks=len(chunks),
+        embedded=len({text_hash(c.text) for c in chunks} - set(known)),
+        seconds=time.perf_counter() - started,
+        written=True,
+        added=added,
+        changed=changed,
+        removed=removed,
+        skipped=loaded.skipped,
+        duplicates=loaded.duplicates,
+    )
+
+
+def _embed_new(
+    chunks: list[Chunk], known: dict[str, np.ndarray], config: IndexConfig, report: Progress
+) -> np.ndarray:
+    """Vectors for `chunks` in order, embedding only texts never embedded before."""
+    missing: dict[str, str] = {}
+    for chunk in chunks:
+        key = text_hash(chunk.text)
+        if key not in known:
+            missing.setdefault(key, chunk.text)
+    if missing:
+        embedder = load_embedder(config.model)
+        done = 0
+
+        def advance(count: int) -> None:
+            nonlocal done
+            done += count
+            report("embed", done, len(missing))
+
+        report("embed", 0, len(missing))
+        fresh = embedder.embed(list(missing.values()), progress=advance)
+        known = {**known, **dict(zip(missing, fresh, strict=True))}
+    if not chunks:
+        return np.zeros((0, config.dimension), dtype=np.float32)
+    return np.vstack([known[text_hash(chunk.text)] for chunk in chunks]).astype(np.float32)

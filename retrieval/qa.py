@@ -1,0 +1,150 @@
+"""The question-answering service that the CLI and the page both stand on.
+
+`QAEngine.open(index_dir)` loads the index (checked against its manifest), the
+embedder the index was built with, the searcher and the answerer, once.
+`ask(question, history)` resolves a follow-up against earlier turns, retrieves
+passages, picks an extractive answer, and returns a `QAResult` whose
+`to_dict()` is the JSON contract of `article-qa ask --json`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from retrieval.answering import DEFAULT_THRESHOLD, Answer, Answerer, idf_table
+from retrieval.conversation import ResolvedQuestion, Turn, resolve_followup
+from retrieval.embedding import Embedder, load_embedder
+from retrieval.errors import UserError
+from retrieval.indexing import index_config
+from retrieval.search import Hit, Mode, Searcher
+from retrieval.store import StoredIndex, load_index, read_manifest
+from retrieval.text import content_stems
+
+MAX_QUESTION_CHARS = 1000
+
+
+@dataclass(frozen=True)
+class QAResult:
+    question: str
+    resolved: ResolvedQuestion
+    answer: Answer | None  # None: the articles do not contain the answer
+    best_guess: Answer | None  # the best candidate even when below the threshold
+    passages: tuple[Hit, ...]
+    threshold: float
+    timing_ms: dict[str, float] = field(default_factory=dict)
+
+    def to_turn(self) -> Turn:
+        best = self.answer
+        return Turn(
+            question=self.resolved.asked,
+            answer=best.text if best else None,
+            sentence=best.sentence if best else None,
+            article_id=best.article_id if best else None,
+        )
+
+    def to_dict(self) -> dict:
+        answer = None
+        if self.answer is not None:
+            a = self.answer
+            answer = {
+                "text": a.text,
+                "sentence": a.sentence,
+                "article_id": a.article_id,
+                "title": a.title,
+                "source": a.source,
+                "start": a.start,
+                "end": a.end,
+                "sentence_start": a.sentence_start,
+                "sentence_end": a.sentence_end,
+                "score": a.score,
+            }
+        return {
+            "question": self.question,
+            "answer": answer,
+            "passages": [
+                {
+                    "chunk_id": hit.chunk.id,
+                    "article_id": hit.article.id,
+                    "title": hit.article.title,
+                    "source": hit.article.source,
+                    "start": hit.chunk.start,
+                    "end": hit.chunk.end,
+                    "text": hit.chunk.text,
+                    "score": round(hit.score, 6),
+                }
+                for hit in self.passages
+            ],
+            "timing_ms": self.timing_ms,
+        }
+
+
+def validate_question(question: str) -> str:
+    text = " ".join(question.split())
+    if not text:
+        raise UserError("the question is empty: type a question, e.g. 'Where is the meeting held?'")
+    if len(text) > MAX_QUESTION_CHARS:
+        raise UserError(
+            f"the question is too long ({len(text):,} characters; the limit is "
+            f"{MAX_QUESTION_CHARS:,}): ask something shorter"
+        )
+    return text
+
+
+class QAEngine:
+    def __init__(self, index: StoredIndex, embedder: Embedder) -> None:
+        self.index = index
+        self.embedder = embedder
+        self.searcher = Searcher(index, embedder)
+        idf = idf_table([content_stems(chunk.text) for chunk in index.chunks])
+        self.answerer = Answerer(embedder, idf)
+
+    @classmethod
+    def open(cls, index_dir: str | Path, embedder: Embedder | None = None) -> QAEngine:
+        index_dir = Path(index_dir)
+        manifest = read_manifest(index_dir)
+        expected = index_config(
+            manifest.model if embedder is None else embedder.name, manifest.config.chunking
+        )
+        index = load_index(index_dir, expected)
+        return cls(index, embedder or load_embedder(manifest.model))
+
+    def ask(
+        self,
+        question: str,
+        history: Sequence[Turn] = (),
+        top_k: int = 5,
+        threshold: float = DEFAULT_THRESHOLD,
+        mode: Mode = "hybrid",
+    ) -> QAResult:
+        if top_k < 1:
+            raise UserError(f"--top-k must be at least 1, got {top_k}")
+        started = time.perf_counter()
+        text = validate_question(question)
+        resolved = resolve_followup(text, history)
+        hits = self.searcher.search(resolved.query, top_k=top_k, mode=mode)
+        retrieved = time.perf_counter()
+        best = (
+            self.answerer.answer(resolved.asked, hits, resolved.context, resolved.article_id)
+            if hits
+            else None
+        )
+        answered = time.perf_counter()
+        return QAResult(
+            question=text,
+            resolved=resolved,
+            answer=best if best is not None and best.score >= threshold else None,
+            best_guess=best,
+            passages=tuple(hits),
+            threshold=threshold,
+            timing_ms={
+                "retrieve": round((retrieved - started) * 1000, 2),
+                "answer": round((answered - retrieved) * 1000, 2),
+                "total": round((answered - started) * 1000, 2),
+            },
+        )
+
+
+__all__ = ["QAEngine", "QAResult", "Turn", "validate_question"]
