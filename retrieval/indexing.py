@@ -9,6 +9,7 @@ A build that changes nothing writes nothing.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from retrieval.articles import SkippedFile, load_articles, text_hash
+from retrieval.articles import SkippedFile, iter_corpus_files, load_articles, text_hash
 from retrieval.chunking import Chunk, ChunkingConfig, chunk_article
 from retrieval.cleaning import CLEANER_VERSION
 from retrieval.embedding import MINILM_NAME, load_embedder, model_dimension
@@ -66,6 +67,17 @@ class BuildReport:
         return self.chunks / self.seconds if self.seconds > 0 else 0.0
 
 
+def file_hashes(corpus: Sequence[str | Path]) -> dict[str, str]:
+    """Hash of each corpus file's bytes, to tell later which files changed since the build."""
+    hashes = {}
+    for path in iter_corpus_files(corpus):
+        try:
+            hashes[path.as_posix()] = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        except OSError:
+            continue
+    return hashes
+
+
 def _previous(index_dir: Path, config: IndexConfig, rebuild: bool) -> StoredIndex | None:
     if rebuild:
         return None
@@ -99,7 +111,11 @@ def build_index(
         added = tuple(sorted(set(now) - set(before)))
         removed = tuple(sorted(set(before) - set(now)))
         changed = tuple(sorted(s for s in set(now) & set(before) if now[s] != before[s]))
-        if previous is not None and not (added or removed or changed):
+        files = file_hashes(corpus)
+        unchanged = not (added or removed or changed) and (
+            previous is not None and previous.manifest.files == files
+        )
+        if previous is not None and unchanged:
             return BuildReport(
                 index_dir,
                 len(previous.articles),
@@ -128,6 +144,7 @@ def build_index(
             built_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             build_seconds=round(seconds, 3),
             articles=now,
+            files=files,
         )
         save_version(index_dir, manifest, list(loaded.articles), chunks, vectors)
         report("save", 1, 1)

@@ -20,9 +20,6 @@ from retrieval.chunking import Chunk
 from retrieval.embedding import Embedder
 from retrieval.store import StoredIndex
 
-# bm25s logs every index build at DEBUG through a handler of its own.
-logging.getLogger("bm25s").setLevel(logging.WARNING)
-
 Mode = Literal["hybrid", "dense", "bm25"]
 RRF_K = 60
 
@@ -47,6 +44,8 @@ class Searcher:
         import bm25s
         import faiss
 
+        # bm25s sets its logger to DEBUG on import and logs every index build.
+        logging.getLogger("bm25s").setLevel(logging.WARNING)
         if candidates < 1:
             raise ValueError(f"candidates must be at least 1, got {candidates}")
         self.index = index

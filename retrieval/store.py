@@ -71,7 +71,8 @@ class Manifest:
     cleaner_version: str
     built_at: str
     build_seconds: float
-    articles: dict[str, str] = field(default_factory=dict)  # source -> content hash
+    articles: dict[str, str] = field(default_factory=dict)  # source -> clean-text hash
+    files: dict[str, str] = field(default_factory=dict)  # corpus file -> raw-bytes hash
 
     @property
     def config(self) -> IndexConfig:
