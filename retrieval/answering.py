@@ -20,7 +20,7 @@ from retrieval.embedding import Embedder
 from retrieval.search import Hit
 from retrieval.text import STOPWORDS, content_stems, sentence_spans, stem, word_spans
 
-DEFAULT_THRESHOLD = 0.45
+DEFAULT_THRESHOLD = 0.4
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,7 @@ class ScoredSentence:
 _NUMBER_Q = re.compile(
     r"\bhow (many|much|long|far|old|big|large|tall|high|fast|often|wide|deep|heavy)\b"
     r"|\bwhat (percentage|percent|number|amount|proportion|price|cost|size)\b"
+    r"|^what\b.*\btime\b"
 )
 _DATE_Q = re.compile(
     r"^when\b|\bwhen (did|was|were|is|will|does|do)\b"
@@ -102,15 +103,15 @@ _NUMBER_WORDS = (
 )
 _NUMBER = re.compile(
     rf"(?:(?:about|around|nearly|almost|more than|over|up to|some|roughly)\s+)?"
-    rf"(?:[$€£¥]\s?)?(?:\d[\d,]*(?:\.\d+)?|\b(?:{_NUMBER_WORDS})\b)"
+    rf"(?:[$€£¥]\s?)?(?:\d{{1,2}}:\d\d(?::\d\d)?|\d+(?:[,.]\d+)*|\b(?:{_NUMBER_WORDS})\b)"
     rf"(?:\s?%|\s+(?:{_UNIT_WORDS}))*"
     rf"(?:\s+(?!(?:and|or|of|in|on|at|to|the|a|an|for|by|with|from|was|were|is|are)\b)"
-    rf"[a-zA-Z][a-zA-Z-]*)?",
+    rf"[a-zA-Z][a-zA-Z-]*){{0,2}}",
     re.IGNORECASE,
 )
 # Capitalized words, joined across a few lower-case connectors ("Bank of England").
 _PROPER = re.compile(
-    r"(?:[A-Z][\w'’.-]*|\d+[A-Za-z]*)(?:\s+(?:(?:of|de|da|du|van|von|der|del|la|le|the|for|"
+    r"(?:[A-Z][\w'’.-]*)(?:\s+(?:(?:of|de|da|du|van|von|der|del|la|le|the|for|"
     r"al|bin|el)\s+)*(?:[A-Z][\w'’.-]*))*"
 )
 _LEADING_DROP = {"the", "a", "an", "this", "that", "these", "those", "his", "her", "its", "their"}
@@ -201,12 +202,27 @@ def _phrase_candidates(sentence: str, question_stems: set[str]) -> list[Candidat
 # --- scoring -------------------------------------------------------------------------------------
 
 
-def _kind_fit(kind: str, expected: str, sentence: str, candidate: Candidate) -> float:
+_MONEY_Q = re.compile(
+    r"\bhow much\b.*\b(cost|pay|paid|worth|price|spend|spent|raise|earn|sell|sold|fund)"
+)
+_MONEY = re.compile(
+    r"[$€£¥]|\b(dollars?|euros?|pounds?|francs?|yen|yuan|rupees?|pesos?|kronor|crowns?|rubles?)\b",
+    re.IGNORECASE,
+)
+
+
+def _kind_fit(
+    kind: str, expected: str, sentence: str, candidate: Candidate, question: str
+) -> float:
     text = sentence[candidate.start : candidate.end]
     before = sentence[: candidate.start].split()
     cue = before[-1].lower() if before else ""
     if expected == "number":
-        return 1.0 if kind == "number" else 0.0
+        if kind != "number":
+            return 0.0
+        if _MONEY_Q.search(question.lower()):
+            return 1.0 if _MONEY.search(text) else 0.3
+        return 1.0
     if expected == "date":
         return 1.0 if kind == "date" else 0.2 if kind == "number" and text.isdigit() else 0.0
     if expected == "person":
@@ -241,7 +257,7 @@ def choose_span(
         stems = [stem(w) for w in re.findall(r"\w+", text) if w.lower() not in STOPWORDS]
         if not stems or all(s in question_stems for s in stems):
             continue
-        fit = _kind_fit(candidate.kind, expected, sentence, candidate)
+        fit = _kind_fit(candidate.kind, expected, sentence, candidate, question)
         if fit <= 0:
             continue
         if anchors:
@@ -286,28 +302,34 @@ class Answerer:
             weights.setdefault(s, 0.3 * self.idf(s))
         total = sum(weights.values()) or 1.0
         seen: set[tuple[str, int]] = set()
-        spans: list[tuple[Hit, int, int]] = []
+        # (hit, start, end, previous sentence's text): a sentence often names its subject
+        # only in the sentence before ("The robot was installed... It cost 185,000 pounds").
+        spans: list[tuple[Hit, int, int, str]] = []
         for hit in hits:
             text = hit.article.text
+            previous = ""
             for start, end in sentence_spans(text, hit.chunk.start, hit.chunk.end):
-                if (hit.article.id, start) in seen:
-                    continue
-                seen.add((hit.article.id, start))
-                spans.append((hit, start, end))
+                if (hit.article.id, start) not in seen:
+                    seen.add((hit.article.id, start))
+                    spans.append((hit, start, end, previous))
+                previous = text[start:end]
         spans = spans[: self.max_sentences]
         if not spans:
             return []
-        texts = [hit.article.text[s:e] for hit, s, e in spans]
+        texts = [hit.article.text[s:e] for hit, s, e, _ in spans]
         # Meaning is matched on the question alone: the earlier turn's words already steer
         # retrieval and the lexical score, and would pull the answer back to the last one.
         vectors = self.embedder.embed([question, *texts])
         dense = vectors[1:] @ vectors[0]
         scored = []
-        for (hit, start, end), similarity, text in zip(spans, dense, texts, strict=True):
+        for (hit, start, end, previous), similarity, text in zip(spans, dense, texts, strict=True):
             present = set(content_stems(text))
-            lexical = sum(w for s, w in weights.items() if s in present) / total
-            # A sentence inherits some relevance from its passage: the words that make
-            # it the answer are often in the sentence before it.
+            before = set(content_stems(previous)) - present
+            lexical = (
+                sum(w for s, w in weights.items() if s in present)
+                + 0.5 * sum(w for s, w in weights.items() if s in before)
+            ) / total
+            # A sentence also inherits some relevance from its passage.
             score = 0.4 * float(similarity) + 0.4 * lexical + 0.2 * hit.dense_score
             if article_id is not None and hit.article.id == article_id:
                 score += 0.05
@@ -329,7 +351,7 @@ class Answerer:
         question_stems = set(content_stems(question)) | set(content_stems(context))
         typed = expected_type(question) in {"number", "date", "person", "place"}
         best: tuple[float, ScoredSentence, Candidate | None, float] | None = None
-        for scored in sentences[:5]:
+        for scored in sentences:
             sentence = scored.hit.article.text[scored.start : scored.end]
             candidate, fit = choose_span(sentence, question, question_stems)
             # When the question asks for a kind of thing (a person, a date...), a sentence
@@ -361,8 +383,8 @@ class Answerer:
 
 
 def _confidence(scored: ScoredSentence, fit: float) -> float:
-    """Squash the evidence into [0, 1]: mostly meaning match and word coverage."""
-    raw = 0.55 * scored.dense + 0.35 * scored.lexical + 0.10 * fit
+    """Squash the evidence into [0, 1]: meaning match of sentence and passage, word coverage."""
+    raw = 0.35 * scored.dense + 0.2 * scored.hit.dense_score + 0.35 * scored.lexical + 0.1 * fit
     return round(1.0 / (1.0 + math.exp(-8.0 * (raw - 0.4))), 4)
 
 

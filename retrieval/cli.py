@@ -75,7 +75,9 @@ def main(verbose: bool) -> None:
 )
 @index_option
 @click.option("--rebuild", is_flag=True, help="Start over instead of reusing unchanged articles.")
-def build(corpus: tuple[Path, ...], index_dir: Path, rebuild: bool) -> None:
+# Hidden: the fast tests build with the fake embedder through the real command.
+@click.option("--model", default=None, hidden=True)
+def build(corpus: tuple[Path, ...], index_dir: Path, rebuild: bool, model: str | None) -> None:
     """Index the articles: clean, chunk, embed, and write a new index version atomically.
 
     Unchanged articles are not embedded again; a build that finds nothing new
@@ -87,7 +89,7 @@ def build(corpus: tuple[Path, ...], index_dir: Path, rebuild: bool) -> None:
     """
     from tqdm import tqdm
 
-    from retrieval.indexing import build_index
+    from retrieval.indexing import build_index, index_config
 
     # The summary below lists skipped files; the loader's own warnings would repeat them.
     logging.getLogger("retrieval.articles").setLevel(logging.ERROR)
@@ -102,7 +104,13 @@ def build(corpus: tuple[Path, ...], index_dir: Path, rebuild: bool) -> None:
         bar.update(done - bar.n)
 
     try:
-        report = build_index(list(corpus), index_dir, rebuild=rebuild, progress=progress)
+        config = index_config(model) if model else None
+        try:
+            report = build_index(
+                list(corpus), index_dir, config=config, rebuild=rebuild, progress=progress
+            )
+        except ValueError as error:  # an unknown --model
+            raise UserError(str(error)) from None
     finally:
         for bar in bars.values():
             bar.close()

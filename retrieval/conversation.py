@@ -56,8 +56,14 @@ def resolve_followup(question: str, history: Sequence[Turn]) -> ResolvedQuestion
     last = history[-1]
     ellipsis = _ELLIPSIS.match(question)
     if ellipsis and ellipsis.group("rest"):
-        # "What about Syria?" asks the previous question again, about Syria.
-        asked = f"{last.question.rstrip(' ?')} {ellipsis.group('rest')}?"
+        # "What about Syria?" asks the previous question again, about Syria: in place of
+        # its topic when it has one ("the festival" -> "the orchard"), else added to it.
+        subject = ellipsis.group("rest")
+        topic = _topic(last.question)
+        if topic and topic in last.question:
+            asked = last.question.replace(topic, subject, 1)
+        else:
+            asked = f"{last.question.rstrip(' ?')} {subject}?"
         return ResolvedQuestion(question, asked, "", last.article_id)
     tokens = [w.lower() for w in words(question)]
     refers = any(token in _REFERRING for token in tokens)
@@ -73,7 +79,30 @@ def resolve_followup(question: str, history: Sequence[Turn]) -> ResolvedQuestion
     return ResolvedQuestion(question, asked, " ".join(context_parts), last.article_id)
 
 
-_TOPIC = re.compile(r"\b(?:the|this|that|a|an)\s+((?:[\w'-]+\s+)?[\w'-]+)", re.IGNORECASE)
+_TOPIC = re.compile(r"\b(?:the|this|that|a|an)\s+((?:[\w'-]+\s+){0,2}[\w'-]+)", re.IGNORECASE)
+# Participles that close questions like "Where is the meeting held?".
+_PARTICIPLES = {
+    "held",
+    "built",
+    "made",
+    "done",
+    "won",
+    "given",
+    "taken",
+    "seen",
+    "known",
+    "born",
+    "found",
+    "run",
+    "set",
+    "put",
+    "paid",
+    "sold",
+    "kept",
+    "led",
+    "shown",
+    "written",
+}
 _THING = {"it", "this", "that"}
 _PERSON = {"he", "him", "she", "her", "they", "them"}
 _POSSESSIVE = {"its": "_thing", "his": "_person", "their": "_person"}
@@ -83,8 +112,13 @@ def _topic(question: str) -> str | None:
     """The thing a question is about: its first "the ..." phrase ("the meeting")."""
     for match in _TOPIC.finditer(question):
         phrase = match.group(1).split()
-        # "Where is the meeting held?": a last word closing the question is its verb.
-        if len(phrase) > 1 and question[match.end() :].strip(" ?!.") == "":
+        # "Where is the meeting held?": a participle closing the question is its verb.
+        closing = question[match.end() :].strip(" ?!.") == ""
+        if (
+            len(phrase) > 1
+            and closing
+            and (phrase[-1].lower() in _PARTICIPLES or phrase[-1].lower().endswith("ed"))
+        ):
             phrase.pop()
         while phrase and phrase[-1].lower() in STOPWORDS:
             phrase.pop()

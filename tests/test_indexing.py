@@ -1,0 +1,106 @@
+"""Tests of retrieval.indexing: incremental builds by content hash, reported changes."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from retrieval import indexing
+from retrieval.store import load_index
+from tests.helpers import ARTICLES, FAKE, build_fake, write_corpus
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    return write_corpus(tmp_path / "corpus")
+
+
+def test_first_build_indexes_every_article(corpus, tmp_path):
+    report = build_fake(corpus, tmp_path / "index")
+    index = load_index(tmp_path / "index", FAKE)
+    assert report.written
+    assert report.articles == len(ARTICLES) == len(index.articles)
+    assert report.chunks == len(index.chunks) == report.embedded
+    assert sorted(report.added) == sorted(f"{corpus.as_posix()}/{n}" for n in ARTICLES)
+
+
+def test_unchanged_corpus_writes_nothing_and_embeds_nothing(corpus, tmp_path):
+    build_fake(corpus, tmp_path / "index")
+    version = load_index(tmp_path / "index").path
+    report = build_fake(corpus, tmp_path / "index")
+    assert not report.written
+    assert report.embedded == 0
+    assert load_index(tmp_path / "index").path == version
+
+
+def test_changed_article_replaces_its_chunks(corpus, tmp_path):
+    build_fake(corpus, tmp_path / "index")
+    (corpus / "orchard.txt").write_text(
+        "Orchard festival cancelled\n\nRain cancelled the festival in Kettlebrook.\n"
+    )
+    report = build_fake(corpus, tmp_path / "index")
+    index = load_index(tmp_path / "index")
+    assert report.changed == (f"{corpus.as_posix()}/orchard.txt",)
+    assert report.embedded == 1
+    texts = " ".join(chunk.text for chunk in index.chunks)
+    assert "Rain cancelled" in texts and "12,000 visitors" not in texts
+
+
+def test_deleted_file_leaves_the_index(corpus, tmp_path):
+    build_fake(corpus, tmp_path / "index")
+    (corpus / "orchard.txt").unlink()
+    report = build_fake(corpus, tmp_path / "index")
+    index = load_index(tmp_path / "index")
+    assert report.removed == (f"{corpus.as_posix()}/orchard.txt",)
+    assert all("Orchard" not in a.title for a in index.articles.values())
+
+
+def test_renamed_file_is_not_embedded_again(corpus, tmp_path):
+    build_fake(corpus, tmp_path / "index")
+    shutil.move(corpus / "orchard.txt", corpus / "orchard-2024.txt")
+    report = build_fake(corpus, tmp_path / "index")
+    assert report.written
+    assert report.embedded == 0
+
+
+def test_same_text_twice_is_indexed_once_and_reported(corpus, tmp_path):
+    (corpus / "copy-of-orchard.txt").write_text(ARTICLES["orchard.txt"])
+    report = build_fake(corpus, tmp_path / "index")
+    assert report.articles == len(ARTICLES)
+    assert [d.path for d in report.duplicates] == [f"{corpus.as_posix()}/orchard.txt"]
+
+
+def test_rebuild_embeds_everything_again(corpus, tmp_path):
+    build_fake(corpus, tmp_path / "index")
+    report = build_fake(corpus, tmp_path / "index", rebuild=True)
+    assert report.written and report.embedded == report.chunks
+
+
+def test_only_new_chunks_reach_the_embedder(corpus, tmp_path, monkeypatch):
+    build_fake(corpus, tmp_path / "index")
+    (corpus / "new.txt").write_text("Bridge repainted\n\nThe old bridge was painted blue.\n")
+    seen: list[str] = []
+    real = indexing.load_embedder
+
+    def spying_loader(name):
+        embedder = real(name)
+        original = embedder.embed
+
+        def embed(texts, progress=None):
+            seen.extend(texts)
+            return original(texts, progress)
+
+        embedder.embed = embed
+        return embedder
+
+    monkeypatch.setattr(indexing, "load_embedder", spying_loader)
+    build_fake(corpus, tmp_path / "index")
+    assert seen == ["The old bridge was painted blue."]
+
+
+def test_progress_reports_embedding(corpus, tmp_path):
+    events = []
+    build_fake(corpus, tmp_path / "index", progress=lambda *e: events.append(e))
+    embeds = [e for e in events if e[0] == "embed"]
+    assert embeds[-1][1] == embeds[-1][2] > 0

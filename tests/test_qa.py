@@ -1,0 +1,157 @@
+"""Tests of retrieval.qa: the whole ask path, with the fake embedder and with the real model."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from retrieval.errors import UserError
+from retrieval.indexing import build_index
+from retrieval.qa import QAEngine
+from tests.helpers import build_fake, write_corpus
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "corpus"
+
+
+@pytest.fixture(scope="module")
+def fake_engine(tmp_path_factory):
+    root = tmp_path_factory.mktemp("qa")
+    build_fake(write_corpus(root / "corpus"), root / "index")
+    return QAEngine.open(root / "index")
+
+
+def test_answer_offsets_slice_the_article(fake_engine):
+    result = fake_engine.ask("Who steered the ferry?", threshold=0.0)
+    answer = result.answer
+    article = fake_engine.index.articles[answer.article_id]
+    assert article.text[answer.start : answer.end] == answer.text == "Captain Alma Reyes"
+    assert article.text[answer.sentence_start : answer.sentence_end] == answer.sentence
+    assert answer.sentence_start <= answer.start < answer.end <= answer.sentence_end
+
+
+def test_below_threshold_is_no_answer_but_keeps_the_best_guess(fake_engine):
+    result = fake_engine.ask("Who steered the ferry?", threshold=1.0)
+    assert result.answer is None
+    assert result.best_guess is not None
+    assert result.to_dict()["answer"] is None
+    assert result.passages
+
+
+def test_timings_are_reported(fake_engine):
+    timing = fake_engine.ask("Who steered the ferry?").timing_ms
+    assert set(timing) == {"retrieve", "answer", "total"}
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["?!?...", "Где проходит встреча?", "会议在哪里举行？", "<script>alert(1)</script> ferry?"],
+)
+def test_odd_questions_get_an_answer_or_no_answer_never_a_crash(fake_engine, question):
+    result = fake_engine.ask(question)
+    assert result.question
+    json.dumps(result.to_dict())
+
+
+@pytest.mark.parametrize(
+    ("question", "message"),
+    [("", "the question is empty"), (" \n\t ", "the question is empty"),
+     ("y" * 100_000, "the question is too long")],
+)  # fmt: skip
+def test_bad_questions_are_user_errors(fake_engine, question, message):
+    with pytest.raises(UserError, match=message):
+        fake_engine.ask(question)
+
+
+def test_top_k_below_one_is_a_user_error(fake_engine):
+    with pytest.raises(UserError, match="--top-k must be at least 1"):
+        fake_engine.ask("ferry?", top_k=0)
+
+
+# --- the real model on the sample corpus ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sample_engine(tmp_path_factory):
+    index = tmp_path_factory.mktemp("sample") / "index"
+    build_index([SAMPLE], index)
+    return QAEngine.open(index)
+
+
+@pytest.mark.slow
+def test_meeting_question_answers_sochi_with_source_and_offsets(sample_engine):
+    result = sample_engine.ask("Where is the meeting held?")
+    answer = result.answer
+    assert answer is not None
+    assert answer.text == "Sochi"
+    assert answer.source.endswith("corpus/kerry-visits-sochi.txt")
+    article = sample_engine.index.articles[answer.article_id]
+    assert article.text[answer.start : answer.end] == "Sochi"
+    assert "Sochi" in answer.sentence and answer.sentence.endswith(".")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "question",
+    ["What is the capital of Peru?", "Who won the football World Cup in 1998?"],
+)
+def test_questions_outside_the_articles_get_no_answer(sample_engine, question):
+    assert sample_engine.ask(question).answer is None
+
+
+# Dialogues written for the sample corpus: each later question leans on the earlier turns.
+DIALOGUES = [
+    [
+        ("Where is the meeting held?", {"Sochi"}),
+        ("Who will attend it?", {"Putin", "Lavrov", "Kerry"}),
+    ],
+    [
+        ("How long is the new rail tunnel?", {"41.6 kilometers"}),
+        ("How much did it cost?", {"9.2 billion Swiss francs"}),
+    ],
+    [
+        ("Who led the team that found the comet?", {"Valentina Ortega"}),
+        ("Where does she work?", {"University of Santiago"}),
+    ],
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dialogue", DIALOGUES, ids=lambda d: d[0][0])
+def test_follow_up_dialogues(sample_engine, dialogue):
+    history = []
+    for question, expected in dialogue:
+        result = sample_engine.ask(question, history)
+        assert result.answer is not None, question
+        assert any(word in result.answer.text for word in expected), (question, result.answer)
+        history.append(result.to_turn())
+
+
+@pytest.mark.slow
+def test_cli_build_ask_and_chat_with_a_follow_up(tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    cli = [sys.executable, "-m", "retrieval"]
+    index = str(tmp_path / "index")
+    build = subprocess.run(
+        [*cli, "build", "--corpus", str(SAMPLE), "--index", index],
+        capture_output=True, text=True, env=env, check=True,
+    )  # fmt: skip
+    assert "8 articles" in build.stdout
+    ask = subprocess.run(
+        [*cli, "ask", "--index", index, "--json", "Where is the meeting held?"],
+        capture_output=True, text=True, env=env, check=True,
+    )  # fmt: skip
+    assert json.loads(ask.stdout)["answer"]["text"] == "Sochi"
+    chat = subprocess.run(
+        [*cli, "chat", "--index", index, "--json"],
+        input="Where is the meeting held?\nWho will attend it?\n",
+        capture_output=True, text=True, env=env, check=True,
+    )  # fmt: skip
+    first, second = (json.loads(line) for line in chat.stdout.splitlines())
+    assert first["answer"]["text"] == "Sochi"
+    assert any(name in second["answer"]["text"] for name in ("Putin", "Lavrov", "Kerry"))

@@ -1,0 +1,110 @@
+"""Tests of retrieval.store: versions, manifest checks, damage reports, the build lock."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from retrieval.chunking import ChunkingConfig
+from retrieval.errors import UserError
+from retrieval.indexing import index_config
+from retrieval.store import (
+    CURRENT_FILE,
+    FORMAT_VERSION,
+    build_lock,
+    current_version,
+    feedback_path,
+    load_index,
+)
+from tests.helpers import FAKE, build_fake, write_corpus
+
+
+@pytest.fixture
+def index(tmp_path):
+    build_fake(write_corpus(tmp_path / "corpus"), tmp_path / "index")
+    return tmp_path / "index"
+
+
+def _edit_manifest(index, **changes):
+    path = current_version(index) / "manifest.json"
+    data = json.loads(path.read_text())
+    data.update(changes)
+    path.write_text(json.dumps(data))
+
+
+def test_missing_index_says_how_to_build(tmp_path):
+    with pytest.raises(UserError, match=r"no index at .*: run `article-qa build --index"):
+        load_index(tmp_path / "nowhere")
+
+
+def test_other_chunking_is_refused_with_rebuild_hint(index):
+    other = index_config("fake-hashed-words", ChunkingConfig(size=300, overlap=50))
+    with pytest.raises(UserError, match=r"chunking 700/150 != 300/50.*build --rebuild"):
+        load_index(index, other)
+
+
+def test_other_model_is_refused(index):
+    with pytest.raises(UserError, match=r"does not match this version \(model fake"):
+        load_index(index, index_config())
+
+
+def test_other_cleaner_version_is_refused(index):
+    _edit_manifest(index, cleaner_version="0")
+    with pytest.raises(UserError, match=r"cleaner 0 != .*build --rebuild"):
+        load_index(index, FAKE)
+
+
+def test_index_from_newer_format_is_refused(index):
+    _edit_manifest(index, format_version=FORMAT_VERSION + 1)
+    with pytest.raises(UserError, match=r"written by a newer article-qa.*build --rebuild"):
+        load_index(index, FAKE)
+
+
+def test_manifest_that_is_not_json_is_reported_as_damage(index):
+    (current_version(index) / "manifest.json").write_text("{not json")
+    with pytest.raises(UserError, match=r"damaged \(manifest.json unreadable.*build --rebuild"):
+        load_index(index, FAKE)
+
+
+def test_corrupt_vectors_are_reported_as_damage(index):
+    (current_version(index) / "vectors.faiss").write_bytes(b"\x00garbage" * 10)
+    with pytest.raises(UserError, match=r"damaged \(RuntimeError.*build --rebuild"):
+        load_index(index, FAKE)
+
+
+def test_truncated_chunk_table_is_reported_as_damage(index):
+    path = current_version(index) / "chunks.jsonl"
+    path.write_bytes(path.read_bytes()[:-20])
+    with pytest.raises(UserError, match=r"damaged .*build --rebuild"):
+        load_index(index, FAKE)
+
+
+def test_missing_current_version_is_reported_as_damage(index):
+    (index / CURRENT_FILE).write_text("v-gone\n")
+    with pytest.raises(UserError, match=r"damaged \(its current version is missing\)"):
+        load_index(index, FAKE)
+
+
+def test_a_new_version_replaces_the_old_and_leftovers_are_cleared(index, tmp_path):
+    first = current_version(index)
+    partial = index / "versions" / ".partial-killed"
+    partial.mkdir()
+    (tmp_path / "corpus" / "extra.txt").write_text("Extra\n\nA new article about kites.\n")
+    build_fake(tmp_path / "corpus", index)
+    assert current_version(index) != first
+    assert not partial.exists()
+
+
+def test_second_build_is_refused_naming_the_running_one(index):
+    with (
+        build_lock(index),
+        pytest.raises(UserError, match=rf"another build is already running .*pid {os.getpid()}"),
+        build_lock(index),
+    ):
+        pass
+
+
+def test_feedback_file_lives_outside_versions(index):
+    assert feedback_path(index).parent == index
