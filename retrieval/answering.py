@@ -11,14 +11,17 @@ below the threshold the caller says "not in these articles".
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from retrieval.embedding import Embedder
+import numpy as np
+
 from retrieval.search import Hit
-from retrieval.text import STOPWORDS, content_stems, sentence_spans, stem, word_spans
+from retrieval.store import StoredIndex
+from retrieval.text import STOPWORDS, content_stems, stem, word_spans
 
 DEFAULT_THRESHOLD = 0.4
 
@@ -276,21 +279,44 @@ def choose_span(
 
 
 class Answerer:
-    """Turns retrieved passages into one extractive answer with a confidence."""
+    """Turns retrieved passages into one extractive answer with a confidence.
 
-    def __init__(
-        self,
-        embedder: Embedder,
-        idf: Callable[[str], float],
-        max_sentences: int = 40,
-    ) -> None:
-        self.embedder = embedder
+    Sentence vectors and stems are computed at build and load time, so answering
+    costs no model call beyond the question's own vector.
+    """
+
+    def __init__(self, index: StoredIndex, idf: Callable[[str], float]) -> None:
+        self.index = index
         self.idf = idf
-        self.max_sentences = max_sentences
+        self._stems: list[frozenset[str]] = []
+        self._rows: dict[str, list[int]] = {}
+        for row, sentence in enumerate(index.sentences):
+            text = index.articles[sentence.article_id].text[sentence.start : sentence.end]
+            self._stems.append(frozenset(content_stems(text)))
+            self._rows.setdefault(sentence.article_id, []).append(row)
+        self._starts = {
+            article: [index.sentences[row].start for row in rows]
+            for article, rows in self._rows.items()
+        }
+
+    def _rows_in(self, hit: Hit) -> list[int]:
+        """Rows of the sentences that overlap the hit's passage, whole even if it cuts them."""
+        rows = self._rows.get(hit.article.id, [])
+        starts = self._starts.get(hit.article.id, [])
+        first = max(0, bisect.bisect_right(starts, hit.chunk.start) - 1)
+        found = []
+        for row in rows[first:]:
+            sentence = self.index.sentences[row]
+            if sentence.start >= hit.chunk.end:
+                break
+            if sentence.end > hit.chunk.start:
+                found.append(row)
+        return found
 
     def score_sentences(
         self,
         question: str,
+        question_vector: np.ndarray,
         hits: Sequence[Hit],
         context: str = "",
         article_id: str | None = None,
@@ -301,51 +327,47 @@ class Answerer:
         for s in content_stems(context):
             weights.setdefault(s, 0.3 * self.idf(s))
         total = sum(weights.values()) or 1.0
-        seen: set[tuple[str, int]] = set()
-        # (hit, start, end, previous sentence's text): a sentence often names its subject
-        # only in the sentence before ("The robot was installed... It cost 185,000 pounds").
-        spans: list[tuple[Hit, int, int, str]] = []
-        for hit in hits:
-            text = hit.article.text
-            previous = ""
-            for start, end in sentence_spans(text, hit.chunk.start, hit.chunk.end):
-                if (hit.article.id, start) not in seen:
-                    seen.add((hit.article.id, start))
-                    spans.append((hit, start, end, previous))
-                previous = text[start:end]
-        spans = spans[: self.max_sentences]
-        if not spans:
-            return []
-        texts = [hit.article.text[s:e] for hit, s, e, _ in spans]
-        # Meaning is matched on the question alone: the earlier turn's words already steer
-        # retrieval and the lexical score, and would pull the answer back to the last one.
-        vectors = self.embedder.embed([question, *texts])
-        dense = vectors[1:] @ vectors[0]
+        seen: set[int] = set()
         scored = []
-        for (hit, start, end, previous), similarity, text in zip(spans, dense, texts, strict=True):
-            present = set(content_stems(text))
-            before = set(content_stems(previous)) - present
-            lexical = (
-                sum(w for s, w in weights.items() if s in present)
-                + 0.5 * sum(w for s, w in weights.items() if s in before)
-            ) / total
-            # A sentence also inherits some relevance from its passage.
-            score = 0.4 * float(similarity) + 0.4 * lexical + 0.2 * hit.dense_score
-            if article_id is not None and hit.article.id == article_id:
-                score += 0.05
-            scored.append(ScoredSentence(hit, start, end, float(similarity), lexical, score))
+        for hit in hits:
+            for row in self._rows_in(hit):
+                if row in seen:
+                    continue
+                seen.add(row)
+                sentence = self.index.sentences[row]
+                present = self._stems[row]
+                # A sentence often names its subject only in the sentence before
+                # ("The robot was installed... It cost 185,000 pounds"): half credit.
+                before: frozenset[str] = frozenset()
+                if row > 0 and self.index.sentences[row - 1].article_id == sentence.article_id:
+                    before = self._stems[row - 1] - present
+                lexical = (
+                    sum(w for s, w in weights.items() if s in present)
+                    + 0.5 * sum(w for s, w in weights.items() if s in before)
+                ) / total
+                # Meaning is matched on the question alone: the earlier turn's words already
+                # steer retrieval and the lexical score.
+                similarity = float(self.index.sentence_vectors[row] @ question_vector)
+                # A sentence also inherits some relevance from its passage.
+                score = 0.4 * similarity + 0.4 * lexical + 0.2 * hit.dense_score
+                if article_id is not None and hit.article.id == article_id:
+                    score += 0.05
+                scored.append(
+                    ScoredSentence(hit, sentence.start, sentence.end, similarity, lexical, score)
+                )
         scored.sort(key=lambda s: -s.score)
         return scored
 
     def answer(
         self,
         question: str,
+        question_vector: np.ndarray,
         hits: Sequence[Hit],
         context: str = "",
         article_id: str | None = None,
     ) -> Answer | None:
         """The best answer found, whatever its confidence (the caller applies the threshold)."""
-        sentences = self.score_sentences(question, hits, context, article_id)
+        sentences = self.score_sentences(question, question_vector, hits, context, article_id)
         if not sentences:
             return None
         question_stems = set(content_stems(question)) | set(content_stems(context))

@@ -1,6 +1,6 @@
 """Chunking: cut an article's clean text into overlapping passages.
 
-Owns the `Chunk` record. Splitting is done by langchain-text-splitters with
+Owns the `Chunk` and `Sentence` records. Splitting is done by langchain-text-splitters with
 sentence-aware separators; each chunk keeps its start/end character offsets
 into the article text, so `article.text[chunk.start:chunk.end] == chunk.text`
 always holds and a highlight is a slice, never a search.
@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from retrieval.articles import Article
+from retrieval.text import sentence_spans
 
 # Paragraphs first, then sentence ends, then clauses, then words.
 SEPARATORS = ["\n\n", "\n", ". ", "? ", "! ", "; ", ", ", " ", ""]
@@ -38,6 +39,19 @@ class Chunk:
     start: int
     end: int
     text: str
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """A sentence of an article; answers are chosen among these and cut out of them."""
+
+    article_id: str
+    start: int
+    end: int
+
+
+def split_sentences(article: Article) -> list[Sentence]:
+    return [Sentence(article.id, start, end) for start, end in sentence_spans(article.text)]
 
 
 def chunk_id(article_id: str, start: int, end: int) -> str:

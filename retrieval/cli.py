@@ -100,7 +100,7 @@ def build(corpus: tuple[Path, ...], index_dir: Path, rebuild: bool, model: str |
             return
         bar = bars.get(stage)
         if bar is None:
-            bar = bars[stage] = tqdm(total=total, desc="embedding", unit="chunk", file=sys.stderr)
+            bar = bars[stage] = tqdm(total=total, desc="embedding", unit="text", file=sys.stderr)
         bar.update(done - bar.n)
 
     try:
@@ -116,7 +116,7 @@ def build(corpus: tuple[Path, ...], index_dir: Path, rebuild: bool, model: str |
             bar.close()
     state = "wrote a new version" if report.written else "already up to date"
     click.echo(
-        f"{report.articles} articles, {report.chunks} chunks ({report.embedded} embedded), "
+        f"{report.articles} articles, {report.chunks} chunks ({report.embedded} new texts embedded), "
         f"{report.seconds:.1f} s, {len(report.skipped)} files skipped: {state} in {index_dir}"
     )
     for label, names in (

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from retrieval.articles import SkippedFile, iter_corpus_files, load_articles, text_hash
-from retrieval.chunking import Chunk, ChunkingConfig, chunk_article
+from retrieval.chunking import ChunkingConfig, chunk_article, split_sentences
 from retrieval.cleaning import CLEANER_VERSION
 from retrieval.embedding import MINILM_NAME, load_embedder, model_dimension
 from retrieval.errors import UserError
@@ -126,12 +126,24 @@ def build_index(
                 skipped=loaded.skipped,
                 duplicates=loaded.duplicates,
             )
+        articles = {article.id: article for article in loaded.articles}
         chunks = [c for article in loaded.articles for c in chunk_article(article, config.chunking)]
+        sentences = [s for article in loaded.articles for s in split_sentences(article)]
+        chunk_texts = [chunk.text for chunk in chunks]
+        sentence_texts = [articles[s.article_id].text[s.start : s.end] for s in sentences]
+        # Vectors are keyed by the hash of the text they embed: whatever article or file
+        # a passage or sentence sits in now, if its text was embedded before, it is reused.
         known: dict[str, np.ndarray] = {}
         if previous is not None:
             for chunk, vector in zip(previous.chunks, previous.vectors, strict=True):
                 known[text_hash(chunk.text)] = vector
-        vectors = _embed_new(chunks, known, config, report)
+            for sentence, vector in zip(previous.sentences, previous.sentence_vectors, strict=True):
+                text = previous.articles[sentence.article_id].text[sentence.start : sentence.end]
+                known[text_hash(text)] = vector
+        embedded = {text_hash(t) for t in chunk_texts + sentence_texts} - set(known)
+        known = _embed_new(chunk_texts + sentence_texts, known, config, report)
+        vectors = _stack(chunk_texts, known, config.dimension)
+        sentence_vectors = _stack(sentence_texts, known, config.dimension)
         report("save", 0, 1)
         seconds = time.perf_counter() - started
         manifest = Manifest(
@@ -146,13 +158,15 @@ def build_index(
             articles=now,
             files=files,
         )
-        save_version(index_dir, manifest, list(loaded.articles), chunks, vectors)
+        save_version(
+            index_dir, manifest, list(loaded.articles), chunks, vectors, sentences, sentence_vectors
+        )
         report("save", 1, 1)
     return BuildReport(
         index_dir=index_dir,
         articles=len(loaded.articles),
         chunks=len(chunks),
-        embedded=len({text_hash(c.text) for c in chunks} - set(known)),
+        embedded=len(embedded),
         seconds=time.perf_counter() - started,
         written=True,
         added=added,
@@ -164,26 +178,30 @@ def build_index(
 
 
 def _embed_new(
-    chunks: list[Chunk], known: dict[str, np.ndarray], config: IndexConfig, report: Progress
-) -> np.ndarray:
-    """Vectors for `chunks` in order, embedding only texts never embedded before."""
+    texts: list[str], known: dict[str, np.ndarray], config: IndexConfig, report: Progress
+) -> dict[str, np.ndarray]:
+    """`known` plus vectors for the texts never embedded before (the model loads only then)."""
     missing: dict[str, str] = {}
-    for chunk in chunks:
-        key = text_hash(chunk.text)
+    for text in texts:
+        key = text_hash(text)
         if key not in known:
-            missing.setdefault(key, chunk.text)
-    if missing:
-        embedder = load_embedder(config.model)
-        done = 0
+            missing.setdefault(key, text)
+    if not missing:
+        return known
+    embedder = load_embedder(config.model)
+    done = 0
 
-        def advance(count: int) -> None:
-            nonlocal done
-            done += count
-            report("embed", done, len(missing))
+    def advance(count: int) -> None:
+        nonlocal done
+        done += count
+        report("embed", done, len(missing))
 
-        report("embed", 0, len(missing))
-        fresh = embedder.embed(list(missing.values()), progress=advance)
-        known = {**known, **dict(zip(missing, fresh, strict=True))}
-    if not chunks:
-        return np.zeros((0, config.dimension), dtype=np.float32)
-    return np.vstack([known[text_hash(chunk.text)] for chunk in chunks]).astype(np.float32)
+    report("embed", 0, len(missing))
+    fresh = embedder.embed(list(missing.values()), progress=advance)
+    return {**known, **dict(zip(missing, fresh, strict=True))}
+
+
+def _stack(texts: list[str], known: dict[str, np.ndarray], dimension: int) -> np.ndarray:
+    if not texts:
+        return np.zeros((0, dimension), dtype=np.float32)
+    return np.vstack([known[text_hash(text)] for text in texts]).astype(np.float32)

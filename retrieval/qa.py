@@ -99,7 +99,7 @@ class QAEngine:
         self.embedder = embedder
         self.searcher = Searcher(index, embedder)
         idf = idf_table([content_stems(chunk.text) for chunk in index.chunks])
-        self.answerer = Answerer(embedder, idf)
+        self.answerer = Answerer(index, idf)
 
     @classmethod
     def open(cls, index_dir: str | Path, embedder: Embedder | None = None) -> QAEngine:
@@ -124,10 +124,20 @@ class QAEngine:
         started = time.perf_counter()
         text = validate_question(question)
         resolved = resolve_followup(text, history)
-        hits = self.searcher.search(resolved.query, top_k=top_k, mode=mode)
+        # One model call for both: the query retrieval uses (with the earlier turn's words)
+        # and, for a follow-up, the question alone, which sentences are matched against.
+        texts = (
+            [resolved.query]
+            if resolved.query == resolved.asked
+            else [resolved.query, resolved.asked]
+        )
+        vectors = self.embedder.embed(texts)
+        hits = self.searcher.search_batch([resolved.query], top_k, mode, vectors[:1])[0]
         retrieved = time.perf_counter()
         best = (
-            self.answerer.answer(resolved.asked, hits, resolved.context, resolved.article_id)
+            self.answerer.answer(
+                resolved.asked, vectors[-1], hits, resolved.context, resolved.article_id
+            )
             if hits
             else None
         )

@@ -102,12 +102,18 @@ class Searcher:
         return results
 
     def search_batch(
-        self, queries: Sequence[str], top_k: int = 5, mode: Mode = "hybrid"
+        self,
+        queries: Sequence[str],
+        top_k: int = 5,
+        mode: Mode = "hybrid",
+        vectors: np.ndarray | None = None,
     ) -> list[list[Hit]]:
+        """Hits for each query; `vectors` are the queries' embeddings when already computed."""
         if top_k < 1:
             raise ValueError(f"top_k must be at least 1, got {top_k}")
         k = max(self.candidates, top_k)
-        vectors = self.embedder.embed(list(queries))
+        if vectors is None:
+            vectors = self.embedder.embed(list(queries))
         dense = self._dense(vectors, k)
         lexical = self._lexical(queries, k)
         return [

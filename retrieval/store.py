@@ -4,7 +4,8 @@ Layout of an index folder::
 
     index/
       CURRENT           name of the live version (replaced atomically)
-      versions/<name>/  manifest.json, articles.jsonl, chunks.jsonl, vectors.faiss
+      versions/<name>/  manifest.json, articles.jsonl, chunks.jsonl, vectors.faiss,
+                        sentences.jsonl, sentences.faiss
       build.lock        held while a build runs (also by the page's rebuild button)
       feedback.jsonl    ratings from the page; outside versions/, so rebuilds keep it
 
@@ -31,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from retrieval.articles import Article
-from retrieval.chunking import Chunk, ChunkingConfig, chunk_id
+from retrieval.chunking import Chunk, ChunkingConfig, Sentence, chunk_id
 from retrieval.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,8 @@ MANIFEST_FILE = "manifest.json"
 ARTICLES_FILE = "articles.jsonl"
 CHUNKS_FILE = "chunks.jsonl"
 VECTORS_FILE = "vectors.faiss"
+SENTENCES_FILE = "sentences.jsonl"
+SENTENCE_VECTORS_FILE = "sentences.faiss"
 
 
 def rebuild_hint(index_dir: Path) -> str:
@@ -86,13 +89,15 @@ class Manifest:
 
 @dataclass(frozen=True)
 class StoredIndex:
-    """One loaded version: articles, chunks in vector order, and their vectors."""
+    """One loaded version: articles, chunks and sentences, each with their vectors in order."""
 
     path: Path
     manifest: Manifest
     articles: dict[str, Article]
     chunks: tuple[Chunk, ...]
     vectors: np.ndarray
+    sentences: tuple[Sentence, ...]
+    sentence_vectors: np.ndarray
 
     def article_of(self, chunk: Chunk) -> Article:
         return self.articles[chunk.article_id]
@@ -155,7 +160,7 @@ def read_manifest(index_dir: Path) -> Manifest:
         ) from None
 
 
-def _read_jsonl(path: Path) -> list[dict]:
+def _read_jsonl(path: Path) -> list:
     with path.open(encoding="utf-8") as lines:
         return [json.loads(line) for line in lines if line.strip()]
 
@@ -174,17 +179,28 @@ def load_index(index_dir: Path, expected: IndexConfig | None = None) -> StoredIn
             text = articles[row["article_id"]].text[row["start"] : row["end"]]
             chunks.append(Chunk(text=text, **row))
         vectors = read_vectors(version / VECTORS_FILE)
+        sentences = [
+            Sentence(article_id, start, end)
+            for article_id, start, end in _read_jsonl(version / SENTENCES_FILE)
+        ]
+        sentence_vectors = read_vectors(version / SENTENCE_VECTORS_FILE)
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as error:
         raise UserError(
             f"index at {index_dir} is damaged ({type(error).__name__} while reading "
             f"{version.name}): {rebuild_hint(index_dir)}"
         ) from None
-    if vectors.shape != (len(chunks), manifest.dimension):
-        raise UserError(
-            f"index at {index_dir} is damaged ({vectors.shape[0]} vectors for {len(chunks)} "
-            f"chunks): {rebuild_hint(index_dir)}"
-        )
-    return StoredIndex(version, manifest, articles, tuple(chunks), vectors)
+    for rows, table, name in (
+        (vectors, chunks, "chunks"),
+        (sentence_vectors, sentences, "sentences"),
+    ):
+        if rows.shape != (len(table), manifest.dimension):
+            raise UserError(
+                f"index at {index_dir} is damaged ({rows.shape[0]} vectors for {len(table)} "
+                f"{name}): {rebuild_hint(index_dir)}"
+            )
+    return StoredIndex(
+        version, manifest, articles, tuple(chunks), vectors, tuple(sentences), sentence_vectors
+    )
 
 
 def read_vectors(path: Path) -> np.ndarray:
@@ -214,7 +230,7 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
-def _write_jsonl(path: Path, rows: list[dict]) -> None:
+def _write_jsonl(path: Path, rows: list) -> None:
     with path.open("w", encoding="utf-8") as out:
         for row in rows:
             out.write(json.dumps(row, ensure_ascii=False) + "\n")
@@ -244,6 +260,8 @@ def save_version(
     articles: list[Article],
     chunks: list[Chunk],
     vectors: np.ndarray,
+    sentences: list[Sentence],
+    sentence_vectors: np.ndarray,
 ) -> Path:
     """Write a complete new version, then make it the live one; returns its folder."""
     versions = index_dir / VERSIONS_DIR
@@ -260,6 +278,8 @@ def save_version(
             ],
         )
         write_vectors(staging / VECTORS_FILE, vectors, manifest.dimension)
+        _write_jsonl(staging / SENTENCES_FILE, [[s.article_id, s.start, s.end] for s in sentences])
+        write_vectors(staging / SENTENCE_VECTORS_FILE, sentence_vectors, manifest.dimension)
         # The manifest goes last: a version with a manifest is a complete one.
         atomic_write_text(staging / MANIFEST_FILE, json.dumps(asdict(manifest), indent=2))
         _fsync_dir(staging)
