@@ -1,0 +1,137 @@
+"""The page in a real browser: `streamlit run app.py` driven by Debian's Chromium via Playwright.
+
+Builds the sample corpus with the real model into tmp_path, starts the page on
+a free port, asks "Where is the meeting held?" in the chat input and checks
+that the answer is highlighted (`<mark>Sochi</mark>`) with its article's title.
+Screenshots (desktop, narrow, dark) go to docs/ when ARTICLE_QA_SCREENSHOTS=1,
+otherwise to tmp_path.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from retrieval.indexing import build_index
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+QUESTION = "Where is the meeting held?"
+KERRY_TITLE = "Kerry heads to Russia for talks as relations stay strained"
+STARTUP_SECONDS = 60
+ANSWER_MS = 90_000
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for_health(url: str, server: subprocess.Popen, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"streamlit exited with code {server.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(f"the page did not answer {url}/_stcore/health within {seconds} s")
+
+
+@pytest.fixture(scope="module")
+def page_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium chromium-driver")
+    pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    index = tmp_path_factory.mktemp("browser") / "index"
+    build_index([ROOT / "corpus"], index)
+    port = free_port()
+    command = [
+        sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
+        "--server.port", str(port), "--server.address", "127.0.0.1",
+        "--server.headless", "true", "--browser.gatherUsageStats", "false",
+        "--server.fileWatcherType", "none",
+        "--", "--corpus", str(ROOT / "corpus"), "--index", str(index),
+    ]  # fmt: skip
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    server = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_for_health(url, server, STARTUP_SECONDS)
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+@pytest.fixture(scope="module")
+def screenshot_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if os.environ.get("ARTICLE_QA_SCREENSHOTS") == "1":
+        return ROOT / "docs"
+    return tmp_path_factory.mktemp("screenshots")
+
+
+def ask_in_browser(page, url: str) -> None:
+    page.goto(url)
+    box = page.get_by_placeholder("Ask a question about the articles")
+    box.wait_for(timeout=ANSWER_MS)
+    box.fill(QUESTION)
+    box.press("Enter")
+    page.locator("mark", has_text="Sochi").first.wait_for(timeout=ANSWER_MS)
+
+
+def test_question_in_the_browser_gets_highlighted_answer_and_source(page_url, screenshot_dir):
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            ask_in_browser(page, page_url)
+            expect(page.locator("mark", has_text="Sochi").first).to_be_visible()
+            expect(page.locator("strong", has_text="Sochi").first).to_be_visible()
+            expect(page.locator("cite", has_text=KERRY_TITLE).first).to_be_visible()
+            page.wait_for_timeout(500)  # let the chat settle before the picture
+            page.screenshot(path=screenshot_dir / "screenshot.png")
+
+            page.set_viewport_size({"width": 390, "height": 844})
+            expect(page.locator("mark", has_text="Sochi").first).to_be_visible()
+            page.wait_for_timeout(500)
+            page.screenshot(path=screenshot_dir / "screenshot-narrow.png")
+
+            dark = browser.new_page(viewport={"width": 1280, "height": 900}, color_scheme="dark")
+            ask_in_browser(dark, page_url)
+            expect(dark.locator("cite", has_text=KERRY_TITLE).first).to_be_visible()
+            dark.wait_for_timeout(500)
+            dark.screenshot(path=screenshot_dir / "screenshot-dark.png")
+        finally:
+            browser.close()
