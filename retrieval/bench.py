@@ -1,0 +1,374 @@
+"""The SQuAD benchmark behind `article-qa eval`.
+
+SQuAD articles become the corpus (an article is its paragraphs joined by a
+blank line, so a gold answer's position is its paragraph's offset plus its
+`answer_start`), indexed with the normal build code into a temporary index.
+A seeded sample of questions is asked through the whole `ask` path, and the
+hybrid system is compared with dense-only and BM25-only retrieval on the same
+index. Retrieval counts a passage as found when its offsets contain a gold
+answer span; answers are scored with the official SQuAD normalization.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import string
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from retrieval.articles import Article, article_id
+from retrieval.errors import UserError
+from retrieval.search import Hit, Mode
+
+SYSTEMS: tuple[Mode, ...] = ("hybrid", "dense", "bm25")
+
+
+@dataclass(frozen=True)
+class Gold:
+    article_id: str
+    start: int
+    end: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Question:
+    id: str
+    text: str
+    golds: tuple[Gold, ...]  # empty: the articles do not answer it
+
+
+@dataclass
+class Outcome:
+    """What one system did with one question."""
+
+    ranks: list[int | None] = field(default_factory=list)
+    sentence_hit: bool = False
+    exact: float = 0.0
+    f1: float = 0.0
+    score: float = 0.0
+    answered: bool = False
+    ms: float = 0.0
+
+
+# --- SQuAD files --------------------------------------------------------------------------------
+
+
+def read_squad(path: str | Path) -> list[dict]:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        return list(data["data"])
+    except FileNotFoundError:
+        raise UserError(f"SQuAD file not found: {path}") from None
+    except (ValueError, KeyError, TypeError) as error:
+        raise UserError(f"{path} is not a SQuAD json file ({type(error).__name__})") from None
+
+
+def squad_articles(files: Sequence[str | Path]) -> tuple[list[Article], dict[tuple[str, str], int]]:
+    """Articles of the files, and where each (title, paragraph) starts in its article's text."""
+    articles: list[Article] = []
+    where: dict[tuple[str, str], int] = {}
+    seen: set[str] = set()
+    for path in files:
+        for entry in read_squad(path):
+            title = entry["title"]
+            if title in seen:
+                continue
+            seen.add(title)
+            offset = 0
+            parts = []
+            for paragraph in entry["paragraphs"]:
+                where[(title, paragraph["context"])] = offset
+                parts.append(paragraph["context"])
+                offset += len(paragraph["context"]) + 2
+            text = "\n\n".join(parts)
+            source = f"squad:{title}"
+            articles.append(
+                Article(article_id(source, text), title.replace("_", " "), source, text)
+            )
+    return articles, where
+
+
+def squad_questions(
+    path: str | Path, articles: Sequence[Article], where: dict[tuple[str, str], int]
+) -> tuple[list[Question], list[Question]]:
+    """(answerable, unanswerable) questions of a SQuAD 1.1 or 2.0 file, gold spans mapped."""
+    by_title = {a.source.removeprefix("squad:"): a for a in articles}
+    answerable: list[Question] = []
+    impossible: list[Question] = []
+    for entry in read_squad(path):
+        article = by_title.get(entry["title"])
+        for paragraph in entry["paragraphs"]:
+            offset = where.get((entry["title"], paragraph["context"])) if article else None
+            for qa in paragraph["qas"]:
+                if qa.get("is_impossible"):
+                    impossible.append(Question(qa["id"], qa["question"], ()))
+                    continue
+                golds = ()
+                if article is not None and offset is not None:
+                    golds = tuple(
+                        Gold(
+                            article.id,
+                            offset + a["answer_start"],
+                            offset + a["answer_start"] + len(a["text"]),
+                            a["text"],
+                        )
+                        for a in qa["answers"]
+                    )
+                answerable.append(Question(qa["id"], qa["question"], golds))
+    return answerable, impossible
+
+
+# --- metrics ------------------------------------------------------------------------------------
+
+
+def normalize_answer(text: str) -> str:
+    """SQuAD's official normalization: lower case, no punctuation, articles or extra spaces."""
+    text = text.lower()
+    text = "".join(ch for ch in text if ch not in set(string.punctuation))
+    text = re.sub(r"\b(a|an|the)\b", " ", text)
+    return " ".join(text.split())
+
+
+def exact_match(prediction: str, golds: Sequence[str]) -> float:
+    return max(
+        (float(normalize_answer(prediction) == normalize_answer(g)) for g in golds), default=0.0
+    )
+
+
+def f1_score(prediction: str, golds: Sequence[str]) -> float:
+    def one(gold: str) -> float:
+        predicted = normalize_answer(prediction).split()
+        truth = normalize_answer(gold).split()
+        common = Counter(predicted) & Counter(truth)
+        same = sum(common.values())
+        if same == 0:
+            return 0.0
+        precision, recall = same / len(predicted), same / len(truth)
+        return 2 * precision * recall / (precision + recall)
+
+    return max((one(g) for g in golds), default=0.0)
+
+
+def contains_gold(article: str, start: int, end: int, golds: Sequence[Gold]) -> bool:
+    """Whether [start, end) of `article` holds a whole gold answer span."""
+    return any(g.article_id == article and start <= g.start and g.end <= end for g in golds)
+
+
+def first_relevant_rank(hits: Sequence[Hit], golds: Sequence[Gold]) -> int | None:
+    for rank, hit in enumerate(hits, 1):
+        if contains_gold(hit.article.id, hit.chunk.start, hit.chunk.end, golds):
+            return rank
+    return None
+
+
+def roc_auc(positives: Sequence[float], negatives: Sequence[float]) -> float:
+    """Probability that a positive scores above a negative (ties count half)."""
+    if not positives or not negatives:
+        return float("nan")
+    scores = np.concatenate([positives, negatives])
+    order = scores.argsort(kind="mergesort")
+    ranks = np.empty(len(scores))
+    ranks[order] = np.arange(1, len(scores) + 1)
+    for value in np.unique(scores):  # average ranks of ties
+        tied = scores == value
+        ranks[tied] = ranks[tied].mean()
+    positive_ranks = ranks[: len(positives)].sum()
+    n_pos, n_neg = len(positives), len(negatives)
+    return float((positive_ranks - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def summarize(outcomes: Sequence[Outcome]) -> dict[str, float]:
+    def recall(k: int) -> float:
+        return float(np.mean([o.ranks[0] is not None and o.ranks[0] <= k for o in outcomes]))
+
+    def reciprocal(o: Outcome) -> float:
+        rank = o.ranks[0]
+        return 1.0 / rank if rank is not None and rank <= 10 else 0.0
+
+    times = [o.ms for o in outcomes]
+    return {
+        "questions": len(outcomes),
+        "recall@1": recall(1),
+        "recall@5": recall(5),
+        "recall@10": recall(10),
+        "mrr@10": float(np.mean([reciprocal(o) for o in outcomes])),
+        "sentence_accuracy": float(np.mean([o.sentence_hit for o in outcomes])),
+        "exact_match": float(np.mean([o.exact for o in outcomes])),
+        "f1": float(np.mean([o.f1 for o in outcomes])),
+        "answer_rate": float(np.mean([o.answered for o in outcomes])),
+        "p50_ms": float(np.percentile(times, 50)),
+        "p95_ms": float(np.percentile(times, 95)),
+    }
+
+
+def abstention(answerable: Sequence[Outcome], refused: Sequence[Outcome], threshold: float) -> dict:
+    return {
+        "auc": roc_auc([o.score for o in answerable], [o.score for o in refused]),
+        "abstain_rate_unanswerable": float(np.mean([not o.answered for o in refused])),
+        "answer_rate_answerable": float(np.mean([o.answered for o in answerable])),
+        "threshold": threshold,
+        "questions_unanswerable": len(refused),
+    }
+
+
+# --- running ------------------------------------------------------------------------------------
+
+
+def run_question(engine, question: Question, mode: Mode, top_k: int, threshold: float) -> Outcome:
+    started = time.perf_counter()
+    result = engine.ask(question.text, top_k=top_k, threshold=threshold, mode=mode)
+    elapsed = (time.perf_counter() - started) * 1000
+    hits = engine.searcher.search(result.resolved.query, top_k=10, mode=mode)
+    outcome = Outcome(ranks=[first_relevant_rank(hits, question.golds)], ms=elapsed)
+    best = result.best_guess
+    outcome.score = best.score if best else 0.0
+    outcome.answered = result.answer is not None
+    if best is not None:
+        outcome.sentence_hit = contains_gold(
+            best.article_id, best.sentence_start, best.sentence_end, question.golds
+        )
+    if result.answer is not None:
+        texts = [g.text for g in question.golds]
+        outcome.exact = exact_match(result.answer.text, texts)
+        outcome.f1 = f1_score(result.answer.text, texts)
+    return outcome
+
+
+def sample(questions: Sequence[Question], limit: int | None, seed: int) -> list[Question]:
+    chosen = list(questions)
+    if limit is not None and limit < len(chosen):
+        chosen = random.Random(seed).sample(chosen, limit)
+    return chosen
+
+
+Log = Callable[[str], None]
+
+
+def evaluate(
+    articles_files: Sequence[str | Path],
+    questions_file: str | Path,
+    unanswerable_file: str | Path | None = None,
+    limit: int | None = None,
+    seed: int = 0,
+    top_k: int = 5,
+    threshold: float | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+    index_dir: str | Path | None = None,
+) -> dict:
+    """Run the benchmark; returns the JSON-ready report."""
+    from retrieval.answering import DEFAULT_THRESHOLD
+    from retrieval.indexing import build_index_from_articles
+    from retrieval.qa import QAEngine
+
+    threshold = DEFAULT_THRESHOLD if threshold is None else threshold
+    report = progress or (lambda stage, done, total: None)
+    articles, where = squad_articles(articles_files)
+    if not articles:
+        raise UserError("the --articles files hold no articles")
+    answerable, impossible = squad_questions(questions_file, articles, where)
+    asked = sample([q for q in answerable if q.golds], limit, seed)
+    if not asked:
+        raise UserError(f"no question of {questions_file} is about the --articles articles")
+    same_topic = sample(impossible, limit, seed)
+    outside: list[Question] = []
+    if unanswerable_file is not None:
+        indexed = {a.source.removeprefix("squad:") for a in articles}
+        if any(e["title"] in indexed for e in read_squad(unanswerable_file)):
+            raise UserError("--unanswerable must be about articles that are not in --articles")
+        unanswerable, _ = squad_questions(unanswerable_file, [], {})
+        outside = sample(unanswerable, limit, seed)
+
+    with tempfile.TemporaryDirectory(prefix="article-qa-eval-") as scratch:
+        build = build_index_from_articles(
+            articles, Path(index_dir or scratch) / "index", progress=progress
+        )
+        engine = QAEngine.open(build.index_dir)
+        engine.ask(asked[0].text)  # warm up: first-call costs are not answer latency
+        results: dict[str, dict] = {}
+        all_outcomes: dict[str, list[Outcome]] = {}
+        for mode in SYSTEMS:
+            outcomes = []
+            for done, question in enumerate(asked, 1):
+                outcomes.append(run_question(engine, question, mode, top_k, threshold))
+                report(f"ask ({mode})", done, len(asked))
+            all_outcomes[mode] = outcomes
+            results[mode] = summarize(outcomes)
+        payload: dict = {
+            "system": results["hybrid"],
+            "baselines": {"dense": results["dense"], "bm25": results["bm25"]},
+            "build": {
+                "articles": build.articles,
+                "chunks": build.chunks,
+                "seconds": round(build.seconds, 2),
+                "chunks_per_s": round(build.chunks_per_s, 1),
+            },
+        }
+        if outside:
+            refused = []
+            for done, question in enumerate(outside, 1):
+                refused.append(run_question(engine, question, "hybrid", top_k, threshold))
+                report("ask (unanswerable)", done, len(outside))
+            payload["abstention"] = abstention(all_outcomes["hybrid"], refused, threshold)
+        if same_topic:
+            refused = []
+            for done, question in enumerate(same_topic, 1):
+                refused.append(run_question(engine, question, "hybrid", top_k, threshold))
+                report("ask (same-topic unanswerable)", done, len(same_topic))
+            payload["abstention_same_topic"] = abstention(
+                all_outcomes["hybrid"], refused, threshold
+            )
+    payload["config"] = {
+        "articles": [str(f) for f in articles_files],
+        "questions": str(questions_file),
+        "unanswerable": str(unanswerable_file) if unanswerable_file else None,
+        "limit": limit,
+        "seed": seed,
+        "top_k": top_k,
+        "threshold": threshold,
+        "model": engine.index.manifest.model,
+        "chunk_size": engine.index.manifest.chunk_size,
+        "chunk_overlap": engine.index.manifest.chunk_overlap,
+    }
+    return payload
+
+
+COLUMNS = ("recall@1", "recall@5", "recall@10", "mrr@10", "sentence_accuracy", "exact_match", "f1",
+           "p50_ms", "p95_ms")  # fmt: skip
+
+
+def format_table(payload: dict) -> str:
+    """The report as a Markdown table, systems as rows, then abstention lines."""
+    rows = [("hybrid (system)", payload["system"])] + [
+        (name, metrics) for name, metrics in payload["baselines"].items()
+    ]
+    lines = [
+        "| system | " + " | ".join(COLUMNS) + " |",
+        "|---|" + "---|" * len(COLUMNS),
+    ]
+    for name, metrics in rows:
+        cells = [f"{metrics[c]:.1f}" if c.endswith("_ms") else f"{metrics[c]:.3f}" for c in COLUMNS]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    for key, label in (("abstention", "out-of-corpus"), ("abstention_same_topic", "same-topic")):
+        if key in payload:
+            a = payload[key]
+            lines.append(
+                f"\n{label} unanswerable ({a['questions_unanswerable']} questions): "
+                f"AUC {a['auc']:.3f}, refused {a['abstain_rate_unanswerable']:.1%}, "
+                f"answerable answered {a['answer_rate_answerable']:.1%} "
+                f"at threshold {a['threshold']}"
+            )
+    build = payload["build"]
+    lines.append(
+        f"\nbuild: {build['articles']} articles, {build['chunks']} chunks, "
+        f"{build['seconds']} s ({build['chunks_per_s']} chunks/s)"
+    )
+    return "\n".join(lines)
