@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup run index test lint format bench train-reader screenshot clean
+.PHONY: setup run index test lint format bench train-reader clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,7 +27,8 @@ index: setup
 
 run: index
 	$(BIN)/streamlit run app.py --server.port $(PORT) --server.headless true \
-		--browser.gatherUsageStats false -- --corpus $(CORPUS) --index $(INDEX)
+		--browser.gatherUsageStats false --client.toolbarMode minimal \
+		-- --corpus $(CORPUS) --index $(INDEX)
 
 lint: setup
 	$(BIN)/ruff check .
@@ -39,6 +40,22 @@ format: setup
 
 test: setup lint
 	$(BIN)/pytest
+
+# The SQuAD benchmark (data in ../shared/data, never copied here); see README.
+DATA ?= ../shared/data
+RESULTS ?= bench-results
+bench: setup
+	mkdir -p $(RESULTS)
+	$(BIN)/article-qa eval --articles $(DATA)/squad-dev-tune.json --articles $(DATA)/squad-dev-test.json \
+		--questions $(DATA)/squad-dev-test.json --limit 2000 --seed 0 --json $(RESULTS)/standard.json
+	$(BIN)/article-qa eval --articles $(DATA)/squad-dev-test.json --questions $(DATA)/squad-dev-test.json \
+		--unanswerable $(DATA)/squad-dev-tune.json --limit 1000 --seed 0 --json $(RESULTS)/abstention.json
+	$(BIN)/article-qa eval --articles $(DATA)/squad-dev-test.json \
+		--questions $(DATA)/squad2-dev-test.json --seed 0 --json $(RESULTS)/same-topic.json
+
+# Retrains the span reader on the tune half only (about an hour on 2 cores).
+train-reader: setup
+	$(BIN)/python -m retrieval.training --data $(DATA)/squad-dev-tune.json --out retrieval/reader
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

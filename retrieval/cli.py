@@ -403,3 +403,70 @@ def eval_command(
         json_out.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(json_out, json.dumps(payload, indent=2))
         click.echo(f"\nwrote {json_out}")
+
+
+# --- status and feedback -------------------------------------------------------------------------
+
+
+@main.command()
+@click.option(
+    "--corpus",
+    "corpus",
+    multiple=True,
+    default=[DEFAULT_CORPUS],
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="Corpus folder(s) to compare the index with.",
+)
+@index_option
+@json_option
+def status(corpus: tuple[Path, ...], index_dir: Path, as_json: bool) -> None:
+    """Show the index: articles, chunks, model, build time, size, and corpus files changed since.
+
+    \b
+    Example:
+      article-qa status --json
+    """
+    from dataclasses import asdict
+
+    from retrieval.status import index_status
+
+    report = index_status(index_dir, list(corpus))
+    if as_json:
+        click.echo(json.dumps({**asdict(report), "stale": report.stale}, ensure_ascii=False))
+        return
+    click.echo(f"index      {report.index_dir}")
+    click.echo(f"articles   {report.articles}")
+    click.echo(f"chunks     {report.chunks}")
+    click.echo(f"model      {report.model}")
+    click.echo(f"built at   {report.built_at}")
+    click.echo(f"size       {report.size_bytes / 1e6:.2f} MB")
+    if not report.stale:
+        click.echo("corpus     up to date")
+    for label, paths in (
+        ("new", report.new),
+        ("changed", report.changed),
+        ("deleted", report.deleted),
+    ):
+        for path in paths:
+            click.echo(f"{label:<10} {path}")
+    if report.stale:
+        click.echo("run `article-qa build` to bring the index up to date")
+
+
+@main.command()
+@index_option
+@json_option
+def feedback(index_dir: Path, as_json: bool) -> None:
+    """Print the ratings given on the page (kept in the index folder across rebuilds)."""
+    from retrieval.feedback import read_feedback
+
+    records = read_feedback(index_dir)
+    if as_json:
+        click.echo(json.dumps(records, ensure_ascii=False))
+        return
+    if not records:
+        click.echo("no feedback yet")
+    for record in records:
+        answer = (record.get("answer") or {}).get("text") or "(no answer)"
+        click.echo(f"{record['time']}  {record['rating']:<4}  {record['question']}  ->  {answer}")

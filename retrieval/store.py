@@ -37,7 +37,7 @@ from retrieval.errors import UserError
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: sentence vectors stored beside chunk vectors
 CURRENT_FILE = "CURRENT"
 VERSIONS_DIR = "versions"
 LOCK_FILE = "build.lock"
@@ -103,17 +103,24 @@ class StoredIndex:
         return self.articles[chunk.article_id]
 
 
-def check_compatible(manifest: Manifest, expected: IndexConfig, index_dir: Path) -> None:
+def check_format(manifest: Manifest, index_dir: Path) -> None:
     if manifest.format_version > FORMAT_VERSION:
         raise UserError(
             f"index at {index_dir} was written by a newer article-qa (format "
             f"{manifest.format_version}, this one reads {FORMAT_VERSION}): "
             f"{rebuild_hint(index_dir)}"
         )
+    if manifest.format_version != FORMAT_VERSION:
+        raise UserError(
+            f"index at {index_dir} has an older format ({manifest.format_version}, this version "
+            f"reads {FORMAT_VERSION}): {rebuild_hint(index_dir)}"
+        )
+
+
+def check_compatible(manifest: Manifest, expected: IndexConfig, index_dir: Path) -> None:
+    check_format(manifest, index_dir)
     found = manifest.config
     differences = []
-    if manifest.format_version != FORMAT_VERSION:
-        differences.append(f"format {manifest.format_version} != {FORMAT_VERSION}")
     if found.model != expected.model or found.dimension != expected.dimension:
         differences.append(
             f"model {found.model} ({found.dimension}d) != {expected.model} ({expected.dimension}d)"
@@ -169,6 +176,7 @@ def load_index(index_dir: Path, expected: IndexConfig | None = None) -> StoredIn
     """The live version of `index_dir`, checked against `expected` when given."""
     index_dir = Path(index_dir)
     manifest = read_manifest(index_dir)
+    check_format(manifest, index_dir)
     if expected is not None:
         check_compatible(manifest, expected, index_dir)
     version = current_version(index_dir)

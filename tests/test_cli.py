@@ -162,3 +162,38 @@ def test_build_of_missing_corpus_is_a_user_error(tmp_path, runner):
     )
     assert result.exit_code == 1
     assert "error: corpus path not found" in result.output
+
+
+def test_status_lists_new_changed_and_deleted_files(built, tmp_path, runner):
+    corpus = tmp_path / "corpus"
+    (corpus / "orchard.txt").write_text("Orchard closed\n\nThe orchard shut for winter.\n")
+    (corpus / "harbour.txt").unlink()
+    (corpus / "kites.txt").write_text("Kites\n\nKites filled the sky over the bay.\n")
+    result = runner.invoke(
+        main, ["status", "--corpus", str(corpus), "--index", str(built), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output)
+    assert payload["articles"] == 3 and payload["stale"] is True
+    assert payload["new"] == [f"{corpus.as_posix()}/kites.txt"]
+    assert payload["changed"] == [f"{corpus.as_posix()}/orchard.txt"]
+    assert payload["deleted"] == [f"{corpus.as_posix()}/harbour.txt"]
+    assert payload["size_bytes"] > 0 and payload["model"] == "fake-hashed-words"
+
+
+def test_status_text_says_up_to_date(built, tmp_path, runner):
+    result = runner.invoke(
+        main, ["status", "--corpus", str(tmp_path / "corpus"), "--index", str(built)]
+    )
+    assert "corpus     up to date" in result.output
+
+
+def test_feedback_prints_what_the_page_recorded(built, runner):
+    from retrieval.feedback import record_feedback
+
+    assert runner.invoke(main, ["feedback", "--index", str(built)]).output.strip() == (
+        "no feedback yet"
+    )
+    record_feedback(built, question="Who?", answer={"text": "Alma"}, sources=[], rating="up")
+    records = json.loads(runner.invoke(main, ["feedback", "--index", str(built), "--json"]).output)
+    assert [(r["question"], r["rating"]) for r in records] == [("Who?", "up")]

@@ -62,6 +62,12 @@ def test_index_from_newer_format_is_refused(index):
         load_index(index, FAKE)
 
 
+def test_index_from_older_format_is_refused(index):
+    _edit_manifest(index, format_version=FORMAT_VERSION - 1)
+    with pytest.raises(UserError, match=r"has an older format.*build --rebuild"):
+        load_index(index)
+
+
 def test_manifest_that_is_not_json_is_reported_as_damage(index):
     (current_version(index) / "manifest.json").write_text("{not json")
     with pytest.raises(UserError, match=r"damaged \(manifest.json unreadable.*build --rebuild"):
