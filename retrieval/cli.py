@@ -126,7 +126,9 @@ def build(corpus: tuple[Path, ...], index_dir: Path, rebuild: bool, model: str |
         ("removed", report.removed),
     ):
         if names:
-            click.echo(f"  {label}: {', '.join(names)}")
+            shown = ", ".join(names[:5])
+            more = f" and {len(names) - 5} more" if len(names) > 5 else ""
+            click.echo(f"  {label} ({len(names)}): {shown}{more}")
     for skipped in report.skipped:
         click.echo(f"  skipped {skipped.path}: {skipped.reason}")
     for duplicate in report.duplicates:
