@@ -27,6 +27,7 @@ import numpy as np
 from retrieval.articles import Article, article_id
 from retrieval.errors import UserError
 from retrieval.search import Hit, Mode
+from retrieval.store import IndexConfig
 
 SYSTEMS: tuple[Mode, ...] = ("hybrid", "dense", "bm25")
 
@@ -262,7 +263,7 @@ def evaluate(
     top_k: int = 5,
     threshold: float | None = None,
     progress: Callable[[str, int, int], None] | None = None,
-    index_dir: str | Path | None = None,
+    config: IndexConfig | None = None,
 ) -> dict:
     """Run the benchmark; returns the JSON-ready report."""
     from retrieval.answering import DEFAULT_THRESHOLD
@@ -289,7 +290,7 @@ def evaluate(
 
     with tempfile.TemporaryDirectory(prefix="article-qa-eval-") as scratch:
         build = build_index_from_articles(
-            articles, Path(index_dir or scratch) / "index", progress=progress
+            articles, Path(scratch) / "index", config=config, progress=progress
         )
         engine = QAEngine.open(build.index_dir)
         engine.ask(asked[0].text)  # warm up: first-call costs are not answer latency
@@ -372,3 +373,58 @@ def format_table(payload: dict) -> str:
         f"{build['seconds']} s ({build['chunks_per_s']} chunks/s)"
     )
     return "\n".join(lines)
+
+
+# --- incremental builds -------------------------------------------------------------------------
+
+
+def write_corpus_files(articles: Sequence[Article], folder: Path) -> list[Path]:
+    """Articles as plain-text files (title line, blank line, text), the way users add them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for article in articles:
+        path = folder / (re.sub(r"\W+", "-", article.title).strip("-") + ".txt")
+        path.write_text(f"{article.title}\n\n{article.text}\n", encoding="utf-8")
+        paths.append(path)
+    return paths
+
+
+def incremental_benchmark(
+    articles_file: str | Path,
+    extra_file: str | Path,
+    repeats: int = 3,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> dict:
+    """Full build of one file's articles, then the cost of adding one and of changing nothing.
+
+    Every build goes through `build_index` as `article-qa build` does, model
+    loading included; the ratios compare with the full build of the same run.
+    """
+    from retrieval.indexing import build_index
+
+    base, _ = squad_articles([articles_file])
+    extra, _ = squad_articles([extra_file])
+    with tempfile.TemporaryDirectory(prefix="article-qa-build-bench-") as scratch:
+        corpus, index = Path(scratch) / "corpus", Path(scratch) / "index"
+        write_corpus_files(base, corpus)
+        full = build_index([corpus], index, progress=progress)
+        added, unchanged = [], []
+        for _ in range(repeats):
+            (new_file,) = write_corpus_files(extra[:1], corpus)
+            added.append(build_index([corpus], index).seconds)
+            unchanged.append(build_index([corpus], index).seconds)
+            new_file.unlink()
+            build_index([corpus], index)
+    add_s, none_s = float(np.median(added)), float(np.median(unchanged))
+    return {
+        "articles": full.articles,
+        "chunks": full.chunks,
+        "full_build_s": round(full.seconds, 2),
+        "add_one_s": round(add_s, 2),
+        "no_change_s": round(none_s, 2),
+        "add_one_ratio": round(add_s / full.seconds, 4),
+        "no_change_ratio": round(none_s / full.seconds, 4),
+        "repeats": repeats,
+        "add_one_runs_s": [round(s, 2) for s in added],
+        "no_change_runs_s": [round(s, 2) for s in unchanged],
+    }

@@ -472,3 +472,53 @@ def feedback(index_dir: Path, as_json: bool) -> None:
     for record in records:
         answer = (record.get("answer") or {}).get("text") or "(no answer)"
         click.echo(f"{record['time']}  {record['rating']:<4}  {record['question']}  ->  {answer}")
+
+
+@main.command("eval-build")
+@click.option(
+    "--articles",
+    "articles_file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="SQuAD json whose articles make up the corpus.",
+)
+@click.option(
+    "--add",
+    "extra_file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="SQuAD json whose first article is the one added.",
+)
+@click.option("--repeats", default=3, show_default=True, type=click.IntRange(min=1))
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path))
+def eval_build(articles_file: Path, extra_file: Path, repeats: int, json_out: Path | None) -> None:
+    """Time a full build, then adding one article and rebuilding with nothing changed.
+
+    \b
+    Example:
+      article-qa eval-build --articles ../shared/data/squad-dev-tune.json \\
+        --add ../shared/data/squad-dev-test.json --json build-bench.json
+    """
+    from tqdm import tqdm
+
+    from retrieval.bench import incremental_benchmark
+    from retrieval.store import atomic_write_text
+
+    with tqdm(desc="embedding (full build)", unit="text", file=sys.stderr, leave=False) as bar:
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage == "embed":
+                bar.total = total
+                bar.update(done - bar.n)
+
+        result = incremental_benchmark(articles_file, extra_file, repeats, progress)
+    click.echo("| build | seconds | share of full build |\n|---|---|---|")
+    click.echo(f"| full ({result['articles']} articles, {result['chunks']} chunks) | "
+               f"{result['full_build_s']:.1f} | 100% |")  # fmt: skip
+    click.echo(f"| add one article (median of {repeats}) | {result['add_one_s']:.2f} | "
+               f"{result['add_one_ratio']:.1%} |")  # fmt: skip
+    click.echo(f"| nothing changed (median of {repeats}) | {result['no_change_s']:.2f} | "
+               f"{result['no_change_ratio']:.1%} |")  # fmt: skip
+    if json_out is not None:
+        atomic_write_text(json_out, json.dumps(result, indent=2))
+        click.echo(f"\nwrote {json_out}")
