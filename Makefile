@@ -26,9 +26,7 @@ index: setup
 	$(BIN)/article-qa build --corpus $(CORPUS) --index $(INDEX)
 
 run: index
-	$(BIN)/streamlit run app.py --server.port $(PORT) --server.headless true \
-		--browser.gatherUsageStats false --client.toolbarMode minimal \
-		-- --corpus $(CORPUS) --index $(INDEX)
+	$(BIN)/streamlit run app.py --server.port $(PORT) -- --corpus $(CORPUS) --index $(INDEX)
 
 lint: setup
 	$(BIN)/ruff check .
