@@ -31,7 +31,7 @@ import streamlit as st
 from retrieval.answering import DEFAULT_THRESHOLD, Answer
 from retrieval.errors import UserError
 from retrieval.highlight import highlight_html
-from retrieval.qa import MAX_QUESTION_CHARS, QAEngine, QAResult
+from retrieval.qa import MAX_QUESTION_CHARS, QAEngine, QAResult, shipped_threshold
 from retrieval.search import Hit
 from retrieval.store import IndexConfig, current_version, read_manifest
 from retrieval.uploads import MAX_UPLOAD_BYTES, UPLOAD_SUFFIXES
@@ -214,22 +214,29 @@ def rate_answer(index_dir: Path, turn_id: str) -> None:
 
 def sidebar_ui(settings: Settings) -> None:
     with st.sidebar:
-        settings_ui()
+        settings_ui(default_threshold(settings))
         st.divider()
         index_ui(settings)
         st.divider()
         upload_ui(settings)
 
 
-def settings_ui() -> None:
+def default_threshold(settings: Settings) -> float:
+    try:
+        return shipped_threshold(read_manifest(settings.index_dir).model)
+    except UserError:
+        return DEFAULT_THRESHOLD
+
+
+def settings_ui(threshold: float) -> None:
     st.subheader("Settings")
     st.slider("Passages to retrieve (top-k)", 1, 10, 5, key="top_k")
     st.slider(
         "Answer threshold",
         0.0,
         1.0,
-        DEFAULT_THRESHOLD,
-        0.05,
+        threshold,
+        0.01,
         key="threshold",
         help="Below this confidence the page answers 'Not in these articles'. "
         "Applies to the next question.",

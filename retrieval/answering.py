@@ -12,16 +12,22 @@ below the threshold the caller says "not in these articles".
 from __future__ import annotations
 
 import bisect
+import json
 import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from retrieval.search import Hit
 from retrieval.store import StoredIndex
 from retrieval.text import STOPWORDS, content_stems, stem, word_spans
+
+if TYPE_CHECKING:
+    from retrieval.reader import ReadSpan
 
 DEFAULT_THRESHOLD = 0.4
 
@@ -49,6 +55,77 @@ class ScoredSentence:
     dense: float
     lexical: float
     score: float
+
+
+@dataclass(frozen=True)
+class ReadCandidate:
+    hit: Hit
+    sentence: ScoredSentence
+    start: int  # offsets of the span in the article
+    end: int
+    features: dict[str, float]
+
+
+class Reader(Protocol):
+    def read(self, question: str, passages: Sequence[str]) -> list[ReadSpan]: ...
+
+
+CALIBRATION_FILE = Path(__file__).resolve().parent / "reader" / "calibration.json"
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Two logistic models fitted on the tune half (`make calibrate`).
+
+    `selection` scores each read span (is it the right answer?); `answerability`
+    turns the chosen span's evidence, with the retrieval's, into the confidence
+    that the articles answer the question at all. `threshold` is the confidence
+    the product ships as its "no answer" line.
+    """
+
+    selection: dict[str, float]
+    answerability: dict[str, float]
+    threshold: float
+
+    @staticmethod
+    def _logit(weights: dict[str, float], features: dict[str, float]) -> float:
+        return weights.get("bias", 0.0) + sum(
+            w * features.get(name, 0.0) for name, w in weights.items() if name != "bias"
+        )
+
+    def select(self, features: dict[str, float]) -> float:
+        return self._logit(self.selection, features)
+
+    def confidence(
+        self,
+        features: dict[str, float],
+        hits: Sequence[Hit],
+        sentences: Sequence[ScoredSentence],
+    ) -> float:
+        evidence = {**features, **question_evidence(hits, sentences)}
+        logit = self._logit(self.answerability, evidence)
+        return round(1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, logit)))), 4)
+
+    @classmethod
+    def load(cls, path: Path = CALIBRATION_FILE) -> Calibration:
+        if path.is_file():
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return cls(data["selection"], data["answerability"], float(data["threshold"]))
+        # Before `make calibrate` has run: trust the reader's margin, lean on the sentence.
+        return cls(
+            selection={"margin": 1.0, "sentence": 4.0},
+            answerability={"bias": -4.0, "margin": 0.3, "sentence": 6.0},
+            threshold=DEFAULT_THRESHOLD,
+        )
+
+
+def question_evidence(hits: Sequence[Hit], sentences: Sequence[ScoredSentence]) -> dict[str, float]:
+    """How well the question is matched at all, whatever span is chosen."""
+    return {
+        "top_passage": max((hit.dense_score for hit in hits), default=0.0),
+        "top_sentence": max((s.score for s in sentences), default=0.0),
+        "top_lexical": max((s.lexical for s in sentences), default=0.0),
+    }
 
 
 # --- what the question asks for -------------------------------------------------------------
@@ -285,9 +362,19 @@ class Answerer:
     costs no model call beyond the question's own vector.
     """
 
-    def __init__(self, index: StoredIndex, idf: Callable[[str], float]) -> None:
+    def __init__(
+        self,
+        index: StoredIndex,
+        idf: Callable[[str], float],
+        reader: Reader | None = None,
+        calibration: Calibration | None = None,
+        read_passages: int = 3,
+    ) -> None:
         self.index = index
         self.idf = idf
+        self.reader = reader
+        self.calibration = calibration or Calibration.load()
+        self.read_passages = read_passages
         self._stems: list[frozenset[str]] = []
         self._rows: dict[str, list[int]] = {}
         for row, sentence in enumerate(index.sentences):
@@ -370,6 +457,52 @@ class Answerer:
         sentences = self.score_sentences(question, question_vector, hits, context, article_id)
         if not sentences:
             return None
+        if self.reader is not None:
+            candidates = self.read_candidates(question, hits, sentences)
+            if candidates:
+                best = max(candidates, key=lambda c: self.calibration.select(c.features))
+                return self._answer(
+                    best.sentence, best.start, best.end,
+                    self.calibration.confidence(best.features, hits, sentences),
+                )  # fmt: skip
+        return self._heuristic_answer(question, sentences, context)
+
+    def read_candidates(
+        self, question: str, hits: Sequence[Hit], sentences: Sequence[ScoredSentence]
+    ) -> list[ReadCandidate]:
+        """The reader's best span in each of the top passages, with the evidence for it."""
+        assert self.reader is not None
+        read = list(hits[: self.read_passages])
+        spans = self.reader.read(question, [hit.chunk.text for hit in read])
+        candidates = []
+        for rank, (hit, span) in enumerate(zip(read, spans, strict=True)):
+            if span.end <= span.start:
+                continue
+            start, end = hit.chunk.start + span.start, hit.chunk.start + span.end
+            sentence = next(
+                (
+                    s for s in sentences
+                    if s.hit.article.id == hit.article.id and s.start <= start < s.end
+                ),
+                None,
+            )  # fmt: skip
+            if sentence is None:
+                continue
+            features = {
+                "margin": span.score - span.null_score,
+                "span": span.score,
+                "sentence": sentence.score,
+                "dense": sentence.dense,
+                "lexical": sentence.lexical,
+                "passage": hit.dense_score,
+                "rank": 1.0 / (1.0 + rank),
+            }
+            candidates.append(ReadCandidate(hit, sentence, start, end, features))
+        return candidates
+
+    def _heuristic_answer(
+        self, question: str, sentences: Sequence[ScoredSentence], context: str
+    ) -> Answer:
         question_stems = set(content_stems(question)) | set(content_stems(context))
         typed = expected_type(question) in {"number", "date", "person", "place"}
         best: tuple[float, ScoredSentence, Candidate | None, float] | None = None
@@ -383,22 +516,27 @@ class Answerer:
                 best = (combined, scored, candidate, fit)
         assert best is not None
         combined, scored, candidate, fit = best
-        article = scored.hit.article
         if candidate is None:
             start, end = scored.start, scored.end
         else:
             start, end = scored.start + candidate.start, scored.start + candidate.end
-        confidence = _confidence(scored, fit)
+        return self._answer(scored, start, end, _confidence(scored, fit))
+
+    @staticmethod
+    def _answer(scored: ScoredSentence, start: int, end: int, confidence: float) -> Answer:
+        article = scored.hit.article
+        # A span may run past its sentence's end; the sentence shown then runs with it.
+        sentence_end = max(scored.end, end)
         return Answer(
             text=article.text[start:end],
-            sentence=article.text[scored.start : scored.end],
+            sentence=article.text[scored.start : sentence_end],
             article_id=article.id,
             title=article.title,
             source=article.source,
             start=start,
             end=end,
             sentence_start=scored.start,
-            sentence_end=scored.end,
+            sentence_end=sentence_end,
             chunk_id=scored.hit.chunk.id,
             score=confidence,
         )

@@ -266,11 +266,9 @@ def evaluate(
     config: IndexConfig | None = None,
 ) -> dict:
     """Run the benchmark; returns the JSON-ready report."""
-    from retrieval.answering import DEFAULT_THRESHOLD
     from retrieval.indexing import build_index_from_articles
     from retrieval.qa import QAEngine
 
-    threshold = DEFAULT_THRESHOLD if threshold is None else threshold
     report = progress or (lambda stage, done, total: None)
     articles, where = squad_articles(articles_files)
     if not articles:
@@ -293,6 +291,7 @@ def evaluate(
             articles, Path(scratch) / "index", config=config, progress=progress
         )
         engine = QAEngine.open(build.index_dir)
+        threshold = engine.default_threshold if threshold is None else threshold
         engine.ask(asked[0].text)  # warm up: first-call costs are not answer latency
         results: dict[str, dict] = {}
         all_outcomes: dict[str, list[Outcome]] = {}

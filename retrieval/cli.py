@@ -201,12 +201,8 @@ def ask(index_dir: Path, top_k: int, threshold: float | None, as_json: bool, que
       article-qa ask "Where is the meeting held?"
       article-qa ask --json --top-k 3 "Who led the team?"
     """
-    from retrieval.answering import DEFAULT_THRESHOLD
-
     engine = _open_engine(index_dir)
-    result = engine.ask(
-        question, top_k=top_k, threshold=DEFAULT_THRESHOLD if threshold is None else threshold
-    )
+    result = engine.ask(question, top_k=top_k, threshold=threshold)
     _print_result(result, as_json)
 
 
@@ -225,8 +221,6 @@ def chat(index_dir: Path, top_k: int, threshold: float | None, as_json: bool) ->
     Example:
       printf 'Where is the meeting held?\\nWho will attend it?\\n' | article-qa chat --json
     """
-    from retrieval.answering import DEFAULT_THRESHOLD
-
     engine = _open_engine(index_dir)
     history = []
     interactive = sys.stdin.isatty()
@@ -249,7 +243,7 @@ def chat(index_dir: Path, top_k: int, threshold: float | None, as_json: bool) ->
                 line,
                 history,
                 top_k=top_k,
-                threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
+                threshold=threshold,
             )
         except UserError as error:
             click.echo(f"error: {error}", err=True)

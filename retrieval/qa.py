@@ -14,9 +14,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from retrieval.answering import DEFAULT_THRESHOLD, Answer, Answerer, idf_table
+from retrieval.answering import (
+    DEFAULT_THRESHOLD,
+    Answer,
+    Answerer,
+    Calibration,
+    Reader,
+    idf_table,
+)
 from retrieval.conversation import ResolvedQuestion, Turn, resolve_followup
-from retrieval.embedding import Embedder, load_embedder
+from retrieval.embedding import MINILM_NAME, Embedder, load_embedder
 from retrieval.errors import UserError
 from retrieval.indexing import index_config
 from retrieval.search import Hit, Mode, Searcher
@@ -81,6 +88,24 @@ class QAResult:
         }
 
 
+def shipped_threshold(model: str) -> float:
+    """The "no answer" line for an index of `model`.
+
+    The calibrated one goes with the trained reader (real model); the heuristics
+    of fake-embedder indexes have their own.
+    """
+    return Calibration.load().threshold if model == MINILM_NAME else DEFAULT_THRESHOLD
+
+
+def load_reader() -> Reader:
+    from retrieval.reader import SpanReader
+
+    try:
+        return SpanReader.load()
+    except FileNotFoundError as error:
+        raise UserError(f"{error} (the reader weights ship with the package)") from None
+
+
 def validate_question(question: str) -> str:
     text = " ".join(question.split())
     if not text:
@@ -94,31 +119,43 @@ def validate_question(question: str) -> str:
 
 
 class QAEngine:
-    def __init__(self, index: StoredIndex, embedder: Embedder) -> None:
+    def __init__(
+        self, index: StoredIndex, embedder: Embedder, reader: Reader | None = None
+    ) -> None:
         self.index = index
         self.embedder = embedder
         self.searcher = Searcher(index, embedder)
         idf = idf_table([content_stems(chunk.text) for chunk in index.chunks])
-        self.answerer = Answerer(index, idf)
+        self.answerer = Answerer(index, idf, reader)
+        self.default_threshold = shipped_threshold(index.manifest.model)
 
     @classmethod
     def open(cls, index_dir: str | Path, embedder: Embedder | None = None) -> QAEngine:
+        """The engine over an index, with the embedder it was built with.
+
+        An index built with the real model is answered with the trained span
+        reader; one built with the fake embedder (fast tests) uses no model at
+        all, and picks spans by the answer-type heuristics.
+        """
         index_dir = Path(index_dir)
         manifest = read_manifest(index_dir)
         expected = index_config(
             manifest.model if embedder is None else embedder.name, manifest.config.chunking
         )
         index = load_index(index_dir, expected)
-        return cls(index, embedder or load_embedder(manifest.model))
+        reader = load_reader() if manifest.model == MINILM_NAME else None
+        return cls(index, embedder or load_embedder(manifest.model), reader)
 
     def ask(
         self,
         question: str,
         history: Sequence[Turn] = (),
         top_k: int = 5,
-        threshold: float = DEFAULT_THRESHOLD,
+        threshold: float | None = None,
         mode: Mode = "hybrid",
     ) -> QAResult:
+        """Answer `question`, read after the earlier `history`; below `threshold`, no answer."""
+        threshold = self.default_threshold if threshold is None else threshold
         if top_k < 1:
             raise UserError(f"--top-k must be at least 1, got {top_k}")
         started = time.perf_counter()

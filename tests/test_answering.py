@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from retrieval.answering import candidate_spans, choose_span, expected_type
+from retrieval.answering import (
+    Answerer,
+    Calibration,
+    candidate_spans,
+    choose_span,
+    expected_type,
+    idf_table,
+)
+from retrieval.embedding import FakeEmbedder
+from retrieval.reader import ReadSpan
+from retrieval.search import Searcher
+from retrieval.store import load_index
 from retrieval.text import content_stems
+from tests.helpers import build_fake, write_corpus
 
 
 @pytest.mark.parametrize(
@@ -62,3 +75,58 @@ def test_candidates_carry_offsets_into_the_sentence():
     assert spans["3 May 2021"] == "date"
     assert spans["2.3 million pounds"] == "number"
     assert spans["Larkfield School"] == "proper"
+
+
+# --- the reader path, with a stand-in reader ----------------------------------------------------
+
+
+class WordReader:
+    """Points at a fixed word wherever it occurs, with a score that grows down the list."""
+
+    def __init__(self, word: str) -> None:
+        self.word = word
+
+    def read(self, question, passages):
+        spans = []
+        for i, passage in enumerate(passages):
+            at = passage.find(self.word)
+            if at < 0:
+                spans.append(ReadSpan(i, 0, 0, "", float("-inf"), 0.0))
+            else:
+                end = at + len(self.word)
+                spans.append(ReadSpan(i, at, end, passage[at:end], 5.0 + i, 1.0))
+        return spans
+
+
+@pytest.fixture(scope="module")
+def small_index(tmp_path_factory):
+    root = tmp_path_factory.mktemp("reader")
+    build_fake(write_corpus(root / "corpus"), root / "index")
+    return load_index(root / "index")
+
+
+def _answerer(index, reader):
+    calibration = Calibration(
+        selection={"margin": 1.0}, answerability={"bias": 0.0, "margin": 1.0}, threshold=0.5
+    )
+    return Answerer(index, idf_table([]), reader, calibration)
+
+
+def test_reader_span_becomes_the_answer_with_article_offsets(small_index):
+    answerer = _answerer(small_index, WordReader("Tobias Grant"))
+    hits = Searcher(small_index, FakeEmbedder()).search("Who is the mayor?", top_k=3)
+    vector = FakeEmbedder().embed(["Who is the mayor?"])[0]
+    answer = answerer.answer("Who is the mayor?", vector, hits)
+    article = small_index.articles[answer.article_id]
+    assert answer.text == "Tobias Grant" == article.text[answer.start : answer.end]
+    assert answer.sentence_start <= answer.start < answer.end <= answer.sentence_end
+    assert "mayor" in answer.sentence
+    # Confidence is the answerability model's: sigmoid(margin) with margin 5 - 1.
+    assert answer.score == pytest.approx(1 / (1 + np.exp(-4.0)), abs=1e-3)
+
+
+def test_without_a_readable_span_the_heuristics_answer(small_index):
+    answerer = _answerer(small_index, WordReader("no such words"))
+    hits = Searcher(small_index, FakeEmbedder()).search("Who steered the ferry?", top_k=3)
+    vector = FakeEmbedder().embed(["Who steered the ferry?"])[0]
+    assert answerer.answer("Who steered the ferry?", vector, hits).text == "Captain Alma Reyes"
