@@ -27,6 +27,15 @@ index_option = click.option(
     type=click.Path(file_okay=False, path_type=Path),
     help="Folder of the index.",
 )
+corpus_option = click.option(
+    "--corpus",
+    "corpus",
+    multiple=True,
+    default=[DEFAULT_CORPUS],
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="Folder or file of articles (.txt .md .html .json .jsonl); repeat for several.",
+)
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
 
@@ -64,15 +73,7 @@ def main(verbose: bool) -> None:
 
 
 @main.command()
-@click.option(
-    "--corpus",
-    "corpus",
-    multiple=True,
-    default=[DEFAULT_CORPUS],
-    show_default=True,
-    type=click.Path(path_type=Path),
-    help="Folder or file of articles (.txt .md .html .json .jsonl); repeat for several.",
-)
+@corpus_option
 @index_option
 @click.option("--rebuild", is_flag=True, help="Start over instead of reusing unchanged articles.")
 # Hidden: the fast tests build with the fake embedder through the real command.
@@ -405,15 +406,7 @@ def eval_command(
 
 
 @main.command()
-@click.option(
-    "--corpus",
-    "corpus",
-    multiple=True,
-    default=[DEFAULT_CORPUS],
-    show_default=True,
-    type=click.Path(path_type=Path),
-    help="Corpus folder(s) to compare the index with.",
-)
+@corpus_option
 @index_option
 @json_option
 def status(corpus: tuple[Path, ...], index_dir: Path, as_json: bool) -> None:
