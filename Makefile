@@ -51,9 +51,9 @@ bench: setup
 	$(BIN)/article-qa eval --articles $(DATA)/squad-dev-test.json \
 		--questions $(DATA)/squad2-dev-test.json --seed 0 --json $(RESULTS)/same-topic.json
 
-# Retrains the span reader on the tune half only (about an hour on 2 cores).
+# Retrains the span reader on the tune half only (about an hour on 2 cores, capped at 80 min).
 train-reader: setup
-	$(BIN)/python -m retrieval.training --data $(DATA)/squad-dev-tune.json --out retrieval/reader
+	nice -n 5 $(BIN)/python -m retrieval.training --data $(DATA)/squad-dev-tune.json --out retrieval/reader
 
 # Refits answer selection, confidence and the shipped threshold on the tune half (minutes).
 calibrate: setup

@@ -96,13 +96,7 @@ class Calibration:
     def select(self, features: dict[str, float]) -> float:
         return self._logit(self.selection, features)
 
-    def confidence(
-        self,
-        features: dict[str, float],
-        hits: Sequence[Hit],
-        sentences: Sequence[ScoredSentence],
-    ) -> float:
-        evidence = {**features, **question_evidence(hits, sentences)}
+    def confidence(self, evidence: dict[str, float]) -> float:
         logit = self._logit(self.answerability, evidence)
         return round(1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, logit)))), 4)
 
@@ -117,15 +111,6 @@ class Calibration:
             answerability={"bias": -4.0, "margin": 0.3, "sentence": 6.0},
             threshold=DEFAULT_THRESHOLD,
         )
-
-
-def question_evidence(hits: Sequence[Hit], sentences: Sequence[ScoredSentence]) -> dict[str, float]:
-    """How well the question is matched at all, whatever span is chosen."""
-    return {
-        "top_passage": max((hit.dense_score for hit in hits), default=0.0),
-        "top_sentence": max((s.score for s in sentences), default=0.0),
-        "top_lexical": max((s.lexical for s in sentences), default=0.0),
-    }
 
 
 # --- what the question asks for -------------------------------------------------------------
@@ -385,6 +370,7 @@ class Answerer:
             article: [index.sentences[row].start for row in rows]
             for article, rows in self._rows.items()
         }
+        self._vocabulary: frozenset[str] = frozenset().union(*self._stems)
 
     def _rows_in(self, hit: Hit) -> list[int]:
         """Rows of the sentences that overlap the hit's passage, whole even if it cuts them."""
@@ -461,11 +447,34 @@ class Answerer:
             candidates = self.read_candidates(question, hits, sentences)
             if candidates:
                 best = max(candidates, key=lambda c: self.calibration.select(c.features))
+                # The calibrated answerability model separated answerable from
+                # out-of-corpus questions no better than AUC 0.77 on the tune half, so the
+                # confidence stays the sentence-evidence one until it does better.
                 return self._answer(
-                    best.sentence, best.start, best.end,
-                    self.calibration.confidence(best.features, hits, sentences),
-                )  # fmt: skip
+                    best.sentence, best.start, best.end, _confidence(best.sentence, 1.0)
+                )
         return self._heuristic_answer(question, sentences, context)
+
+    def question_evidence(
+        self, question: str, hits: Sequence[Hit], sentences: Sequence[ScoredSentence]
+    ) -> dict[str, float]:
+        """How well the question is matched at all, whatever span is chosen.
+
+        A question about articles that are not indexed often names things the
+        index never mentions: the idf-weighted share of its words found nowhere
+        ("missing") and in the best passage ("covered") tell that apart.
+        """
+        stems = set(content_stems(question))
+        weights = {s: self.idf(s) for s in stems}
+        total = sum(weights.values()) or 1.0
+        top = set(content_stems(hits[0].chunk.text)) if hits else set()
+        return {
+            "top_passage": max((hit.dense_score for hit in hits), default=0.0),
+            "top_sentence": max((s.score for s in sentences), default=0.0),
+            "top_lexical": max((s.lexical for s in sentences), default=0.0),
+            "missing": sum(w for s, w in weights.items() if s not in self._vocabulary) / total,
+            "covered": sum(w for s, w in weights.items() if s in top) / total,
+        }
 
     def read_candidates(
         self, question: str, hits: Sequence[Hit], sentences: Sequence[ScoredSentence]

@@ -24,14 +24,16 @@ from pathlib import Path
 
 import numpy as np
 
-from retrieval.answering import CALIBRATION_FILE, Calibration, question_evidence
+from retrieval.answering import CALIBRATION_FILE, Calibration
 from retrieval.bench import Question, f1_score, sample, squad_articles, squad_questions
 from retrieval.store import atomic_write_text
 
 log = logging.getLogger(__name__)
 
 SELECTION_FEATURES = ("margin", "span", "sentence", "dense", "lexical", "passage", "rank")
-ANSWERABILITY_FEATURES = SELECTION_FEATURES + ("top_passage", "top_sentence", "top_lexical")
+ANSWERABILITY_FEATURES = SELECTION_FEATURES + (
+    "top_passage", "top_sentence", "top_lexical", "missing", "covered"
+)  # fmt: skip
 
 
 def fit_logistic(rows: np.ndarray, labels: np.ndarray, l2: float = 1.0) -> np.ndarray:
@@ -82,7 +84,7 @@ def collect(engine, questions: Sequence[Question], top_k: int) -> list[list[tupl
         hits = engine.searcher.search_batch([question.text], top_k, "hybrid", vector)[0]
         sentences = engine.answerer.score_sentences(question.text, vector[0], hits)
         candidates = engine.answerer.read_candidates(question.text, hits, sentences)
-        evidence = question_evidence(hits, sentences)
+        evidence = engine.answerer.question_evidence(question.text, hits, sentences)
         golds = [g.text for g in question.golds]
         rows = []
         for c in candidates:

@@ -18,7 +18,6 @@ from retrieval.answering import (
     DEFAULT_THRESHOLD,
     Answer,
     Answerer,
-    Calibration,
     Reader,
     idf_table,
 )
@@ -94,7 +93,7 @@ def shipped_threshold(model: str) -> float:
     The calibrated one goes with the trained reader (real model); the heuristics
     of fake-embedder indexes have their own.
     """
-    return Calibration.load().threshold if model == MINILM_NAME else DEFAULT_THRESHOLD
+    return DEFAULT_THRESHOLD
 
 
 def load_reader() -> Reader:

@@ -1,0 +1,491 @@
+"""Train the span reader (``make train-reader``) on the tune half of SQuAD v1.1 dev.
+
+``python -m retrieval.training [--data ../shared/data/squad-dev-tune.json]
+[--out retrieval/reader] [--epochs 3] [--max-minutes 80]``
+
+* The tune file is split by article: ~90 % of its articles train, the rest
+  (2-3 articles, chosen by a fixed seed) validate. Nothing else is read.
+* Features: question + paragraph windows (max_length 384, stride 128,
+  ``truncation="only_second"``); a window without the answer points at [CLS].
+  For ~30 % of the questions the question is also paired with a different
+  paragraph of the same article (answer -> [CLS]) as a hard negative.
+* Model: the packaged all-MiniLM-L6-v2 + a ``Linear(384, 2)`` head; the word
+  embeddings stay frozen, everything else trains (AdamW, linear warmup/decay).
+  Batches are grouped by length and padded to their longest window.
+* Stops after ``--epochs`` or ``--max-minutes`` of training, whichever comes
+  first (the decay schedule shrinks to the steps that fit the time budget).
+  A checkpoint (resumable with ``--resume``) is written atomically every
+  ``--checkpoint-minutes`` to ``--checkpoint-dir``.
+* Then: exact match / F1 on the validation articles with the gold paragraph
+  given, and ``reader.safetensors`` (changed params, float16) + ``reader.json``
+  are written to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import os
+import random
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from retrieval.bench import exact_match, f1_score
+from retrieval.reader import (
+    BASE_MODEL_NAME,
+    FROZEN_PREFIXES,
+    WEIGHTS_DIR,
+    SpanReader,
+    base_model_path,
+    build_model,
+    load_tokenizer,
+    save_weights,
+    trainable_state,
+)
+
+DEFAULT_DATA = (
+    Path(__file__).resolve().parent.parent.parent / "shared" / "data" / ("squad-dev-tune.json")
+)
+DEFAULT_CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "build" / "reader-checkpoint"
+SPLIT_SEED = 20240501
+VALIDATION_ARTICLES = 3
+VALIDATION_MAX_SHARE = 0.12
+
+
+# --- data -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Example:
+    qid: str
+    question: str
+    context: str
+    answer_start: int  # -1: no answer in this context (a hard negative)
+    answer_text: str
+    answers: tuple[str, ...]
+
+
+def load_articles(path: str | Path) -> list[dict[str, Any]]:
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)["data"]
+
+
+def split_articles(
+    articles: list[dict[str, Any]],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Deterministic split by article: (train, validation) with 2-3 validation articles."""
+    total = sum(len(p["qas"]) for a in articles for p in a["paragraphs"])
+    order = sorted(range(len(articles)), key=lambda i: articles[i]["title"])
+    random.Random(SPLIT_SEED).shuffle(order)
+    val: list[int] = []
+    val_q = 0
+    for i in order:
+        n = sum(len(p["qas"]) for p in articles[i]["paragraphs"])
+        if val_q + n > VALIDATION_MAX_SHARE * total:
+            continue
+        val.append(i)
+        val_q += n
+        if len(val) == VALIDATION_ARTICLES:
+            break
+    val_set = set(val)
+    return (
+        [a for i, a in enumerate(articles) if i not in val_set],
+        [articles[i] for i in sorted(val_set)],
+    )
+
+
+def examples(
+    articles: list[dict[str, Any]], *, negatives: float = 0.0, seed: int = 0
+) -> list[Example]:
+    """One example per question (first gold answer), plus hard negatives at rate `negatives`."""
+    rng = random.Random(seed)
+    out: list[Example] = []
+    for article in articles:
+        paragraphs = article["paragraphs"]
+        for pi, para in enumerate(paragraphs):
+            context = para["context"]
+            for qa in para["qas"]:
+                gold = tuple(a["text"] for a in qa["answers"])
+                first = qa["answers"][0]
+                out.append(
+                    Example(
+                        qa["id"],
+                        qa["question"],
+                        context,
+                        first["answer_start"],
+                        first["text"],
+                        gold,
+                    )
+                )
+                if len(paragraphs) > 1 and rng.random() < negatives:
+                    other = rng.randrange(len(paragraphs) - 1)
+                    other += other >= pi
+                    out.append(
+                        Example(
+                            qa["id"] + "/neg",
+                            qa["question"],
+                            paragraphs[other]["context"],
+                            -1,
+                            "",
+                            gold,
+                        )
+                    )
+    return out
+
+
+def featurize(
+    tokenizer: Any, exs: Sequence[Example], max_length: int, stride: int
+) -> list[dict[str, Any]]:
+    """Training windows: input ids, token types and start/end token labels (0 = [CLS])."""
+    feats: list[dict[str, Any]] = []
+    batch = 256
+    for b in range(0, len(exs), batch):
+        chunk = exs[b : b + batch]
+        enc = tokenizer(
+            [e.question for e in chunk],
+            [e.context for e in chunk],
+            truncation="only_second",
+            max_length=max_length,
+            stride=stride,
+            return_overflowing_tokens=True,
+            return_offsets_mapping=True,
+            padding=False,
+        )
+        for w, sample in enumerate(enc["overflow_to_sample_mapping"]):
+            ex = chunk[sample]
+            seq = enc.sequence_ids(w)
+            offsets = enc["offset_mapping"][w]
+            start_pos = end_pos = 0
+            if ex.answer_start >= 0:
+                a = ex.answer_start
+                z = a + len(ex.answer_text)
+                ctx = [i for i, s in enumerate(seq) if s == 1]
+                if ctx and offsets[ctx[0]][0] <= a and offsets[ctx[-1]][1] >= z:
+                    i = ctx[0]
+                    while i <= ctx[-1] and offsets[i][1] <= a:
+                        i += 1
+                    j = ctx[-1]
+                    while j >= ctx[0] and offsets[j][0] >= z:
+                        j -= 1
+                    if i <= j:
+                        start_pos, end_pos = i, j
+            feats.append(
+                {
+                    "input_ids": enc["input_ids"][w],
+                    "token_type_ids": enc["token_type_ids"][w],
+                    "start": start_pos,
+                    "end": end_pos,
+                }
+            )
+    return feats
+
+
+def batches_for_epoch(
+    feats: list[dict[str, Any]], batch_size: int, epoch: int, seed: int
+) -> list[list[int]]:
+    """Length-grouped batches: shuffle, sort within mega-batches by length, shuffle batches."""
+    rng = random.Random(seed * 1000 + epoch)
+    idx = list(range(len(feats)))
+    rng.shuffle(idx)
+    mega = batch_size * 50
+    batches: list[list[int]] = []
+    for m in range(0, len(idx), mega):
+        group = sorted(idx[m : m + mega], key=lambda i: len(feats[i]["input_ids"]))
+        batches.extend(group[k : k + batch_size] for k in range(0, len(group), batch_size))
+    rng.shuffle(batches)
+    return batches
+
+
+def collate(feats: list[dict[str, Any]], ids: list[int], pad_id: int) -> dict[str, Any]:
+    import torch
+
+    rows = [feats[i] for i in ids]
+    width = max(len(r["input_ids"]) for r in rows)
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    types = torch.zeros((len(rows), width), dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for k, r in enumerate(rows):
+        n = len(r["input_ids"])
+        input_ids[k, :n] = torch.tensor(r["input_ids"])
+        types[k, :n] = torch.tensor(r["token_type_ids"])
+        mask[k, :n] = 1
+    return {
+        "input_ids": input_ids,
+        "token_type_ids": types,
+        "attention_mask": mask,
+        "start": torch.tensor([r["start"] for r in rows]),
+        "end": torch.tensor([r["end"] for r in rows]),
+    }
+
+
+def evaluate(reader: SpanReader, exs: Sequence[Example]) -> dict[str, float]:
+    """Closed-setting EM / F1 (%) : the gold paragraph is given, the best span is the answer."""
+    em = f1 = 0.0
+    for ex in exs:
+        pred = reader.read(ex.question, [ex.context])[0].text
+        em += exact_match(pred, ex.answers)
+        f1 += f1_score(pred, ex.answers)
+    n = max(len(exs), 1)
+    return {"exact_match": round(100 * em / n, 2), "f1": round(100 * f1 / n, 2), "n": len(exs)}
+
+
+# --- training -------------------------------------------------------------------------------
+
+
+def _atomic_torch_save(obj: Any, path: Path) -> None:
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m retrieval.training",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--data", default=str(DEFAULT_DATA), help="SQuAD v1.1 json (the tune half)")
+    p.add_argument("--out", default=str(WEIGHTS_DIR), help="where reader.safetensors goes")
+    p.add_argument("--epochs", type=float, default=3.0)
+    p.add_argument("--max-minutes", type=float, default=80.0, help="training time budget")
+    p.add_argument("--max-length", type=int, default=384)
+    p.add_argument("--stride", type=int, default=128)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--accumulate", type=int, default=1, help="gradient accumulation steps")
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--weight-decay", type=float, default=0.01)
+    p.add_argument("--warmup", type=float, default=0.1, help="warmup share of the steps")
+    p.add_argument("--negatives", type=float, default=0.3, help="hard-negative rate")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--checkpoint-dir", default=str(DEFAULT_CHECKPOINT_DIR))
+    p.add_argument("--checkpoint-minutes", type=float, default=10.0)
+    p.add_argument("--resume", action="store_true", help="continue from --checkpoint-dir")
+    p.add_argument("--max-steps", type=int, default=0, help="stop after N steps (timing runs)")
+    p.add_argument("--no-save", action="store_true", help="do not write --out (timing runs)")
+    p.add_argument("--no-eval", action="store_true", help="skip the validation evaluation")
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import torch
+    from tqdm import tqdm
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    random.seed(args.seed)
+
+    data = Path(args.data)
+    if not data.is_file():
+        print(f"training data not found: {data}", file=sys.stderr)
+        return 2
+    articles = load_articles(data)
+    train_articles, val_articles = split_articles(articles)
+    path = base_model_path()
+    tokenizer = load_tokenizer(path)
+    train_ex = examples(train_articles, negatives=args.negatives, seed=args.seed)
+    val_ex = examples(val_articles)
+    t0 = time.perf_counter()
+    feats = featurize(tokenizer, train_ex, args.max_length, args.stride)
+    n_q = sum(1 for e in train_ex if e.answer_start >= 0)
+    n_null = sum(1 for f in feats if f["start"] == 0)
+    print(
+        f"train: {len(train_articles)} articles, {n_q} questions, "
+        f"{len(train_ex) - n_q} hard negatives -> {len(feats)} windows "
+        f"({n_null} pointing at [CLS]); validation: "
+        f"{', '.join(a['title'] for a in val_articles)} ({len(val_ex)} questions); "
+        f"featurized in {time.perf_counter() - t0:.1f}s",
+        flush=True,
+    )
+
+    model = build_model(path)
+    for name, param in model.named_parameters():
+        param.requires_grad = not name.startswith(FROZEN_PREFIXES)
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            (no_decay if param.ndim < 2 or "LayerNorm" in name else decay).append(param)
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": args.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=args.lr,
+    )
+
+    per_epoch = math.ceil(
+        len(batches_for_epoch(feats, args.batch_size, 0, args.seed)) / args.accumulate
+    )
+    planned = max(1, math.ceil(per_epoch * args.epochs))
+    if args.max_steps:
+        planned = min(planned, args.max_steps)
+    warmup = max(1, int(args.warmup * planned))
+    schedule = {"total": planned}
+
+    def lr_factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        total = max(schedule["total"], warmup + 1)
+        return max(0.0, (total - step) / (total - warmup))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
+
+    step = 0
+    spent = 0.0  # training seconds, across resumes
+    ckpt_dir = Path(args.checkpoint_dir)
+    state_path = ckpt_dir / "state.pt"
+    if args.resume and state_path.is_file():
+        state = torch.load(state_path, weights_only=False)
+        model.load_state_dict(state["model"], strict=False)
+        optimizer.load_state_dict(state["optimizer"])
+        step, spent = state["step"], state["spent"]
+        schedule["total"] = state["schedule_total"]
+        scheduler.last_epoch = step - 1
+        scheduler.step()
+        print(f"resumed at step {step} ({spent / 60:.1f} min trained)", flush=True)
+
+    def meta(extra: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "base_model": BASE_MODEL_NAME,
+            "max_length": args.max_length,
+            "stride": args.stride,
+            "steps": step,
+            "planned_steps": schedule["total"],
+            "epochs_done": round(step / per_epoch, 3),
+            "train_minutes": round(spent / 60, 2),
+            "batch_size": args.batch_size * args.accumulate,
+            "lr": args.lr,
+            "hard_negative_rate": args.negatives,
+            "train_articles": len(train_articles),
+            "train_windows": len(feats),
+            "validation_articles": [a["title"] for a in val_articles],
+            "data": data.name,
+            "frozen": list(FROZEN_PREFIXES),
+            "dtype": "float16",
+            "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            **extra,
+        }
+
+    def checkpoint() -> None:
+        _atomic_torch_save(
+            {
+                "model": {k: v.clone() for k, v in trainable_state(model).items()},
+                "optimizer": optimizer.state_dict(),
+                "step": step,
+                "spent": spent,
+                "schedule_total": schedule["total"],
+            },
+            state_path,
+        )
+        save_weights(model, ckpt_dir, meta({"partial": True}))
+
+    budget = args.max_minutes * 60
+    model.train()
+    pad_id = tokenizer.pad_token_id
+    loss_fn = torch.nn.CrossEntropyLoss()
+    last_ckpt = time.perf_counter()
+    ema: float | None = None
+    recent: list[float] = []  # recent step times
+    bar = tqdm(
+        total=schedule["total"],
+        initial=step,
+        desc="train reader",
+        unit="step",
+        dynamic_ncols=True,
+        mininterval=2.0,
+    )
+    while step < schedule["total"]:
+        epoch = step // per_epoch
+        batches = batches_for_epoch(feats, args.batch_size, epoch, args.seed)
+        groups = [batches[k : k + args.accumulate] for k in range(0, len(batches), args.accumulate)]
+        for group in groups[step - epoch * per_epoch :]:
+            if step >= schedule["total"]:
+                break
+            if spent >= budget:
+                break
+            t_step = time.perf_counter()
+            optimizer.zero_grad(set_to_none=True)
+            total_loss = 0.0
+            for ids in group:
+                b = collate(feats, ids, pad_id)
+                start, end = model(b["input_ids"], b["attention_mask"], b["token_type_ids"])
+                loss = (loss_fn(start, b["start"]) + loss_fn(end, b["end"])) / 2
+                (loss / len(group)).backward()
+                total_loss += loss.item() / len(group)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            spent += time.perf_counter() - t_step
+            ema = total_loss if ema is None else 0.95 * ema + 0.05 * total_loss
+            # fit the decay schedule to the steps the time budget still allows, at the
+            # recent pace (other load on the machine comes and goes)
+            recent.append(time.perf_counter() - t_step)
+            if len(recent) >= 20 and step % 10 == 0:
+                pace = sum(recent[-40:]) / len(recent[-40:])
+                fits = min(planned, max(step + 1, step + int((budget - spent) / pace)))
+                if abs(fits - schedule["total"]) > 0.02 * schedule["total"]:
+                    schedule["total"] = fits
+                    bar.total = fits
+                    bar.refresh()
+            bar.set_postfix(
+                loss=f"{ema:.3f}",
+                lr=f"{scheduler.get_last_lr()[0]:.1e}",
+                epoch=f"{step / per_epoch:.2f}",
+                min=f"{spent / 60:.1f}",
+            )
+            bar.update(1)
+            if time.perf_counter() - last_ckpt >= args.checkpoint_minutes * 60:
+                checkpoint()
+                last_ckpt = time.perf_counter()
+        else:
+            continue
+        break
+    bar.close()
+    stop_reason = "epochs" if step >= planned else "time"
+    print(
+        f"trained {step} steps ({step / per_epoch:.2f} epochs, stopped by {stop_reason}) "
+        f"in {spent / 60:.1f} min, {spent / max(step, 1):.2f} s/step",
+        flush=True,
+    )
+    if args.max_steps and args.no_save:
+        return 0
+    checkpoint()
+
+    model.eval()
+    scores: dict[str, Any] = {}
+    if not args.no_eval:
+        t_eval = time.perf_counter()
+        reader = SpanReader(model, tokenizer, max_length=args.max_length, stride=args.stride)
+        scores = evaluate(reader, val_ex)
+        print(
+            f"validation (closed setting, {scores['n']} questions): "
+            f"EM {scores['exact_match']:.2f}  F1 {scores['f1']:.2f} "
+            f"({time.perf_counter() - t_eval:.0f}s)",
+            flush=True,
+        )
+    if not args.no_save:
+        out = save_weights(
+            model,
+            args.out,
+            meta({"partial": False, "stopped_by": stop_reason, "validation": scores}),
+        )
+        print(f"saved {out} ({out.stat().st_size / 1e6:.1f} MB)", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

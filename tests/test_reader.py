@@ -1,0 +1,270 @@
+"""Tests of retrieval.reader (span decoding, windows, weights) and retrieval.training helpers."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from retrieval.reader import WEIGHTS_DIR, WEIGHTS_FILE, ReadSpan, SpanReader, best_span
+from retrieval.training import examples, split_articles
+
+# --- best_span: hand-computed cases ---------------------------------------------------------
+
+# token 0 = [CLS], 1-2 = question, 3 = [SEP], 4-8 = passage "aa bb cc dd ee", 9 = [SEP]
+OFFSETS = [(0, 0), (0, 3), (4, 7), (0, 0), (0, 2), (3, 5), (6, 8), (9, 11), (12, 14), (0, 0)]
+CONTEXT = [False, False, False, False, True, True, True, True, True, False]
+
+
+def _logits(**values: float) -> np.ndarray:
+    out = np.zeros(len(OFFSETS))
+    for key, val in values.items():
+        out[int(key[1:])] = val
+    return out
+
+
+def test_best_span_takes_the_highest_start_plus_end():
+    start = _logits(t5=3.0, t6=1.0)
+    end = _logits(t6=2.0, t7=2.5)
+    # candidates: (5,6)=5.0, (5,7)=5.5, (6,7)=3.5 -> (5, 7)
+    assert best_span(start, end, OFFSETS, CONTEXT, 30) == (5, 7, 5.5)
+
+
+def test_best_span_never_ends_before_it_starts():
+    start = _logits(t7=5.0, t4=1.0)
+    end = _logits(t5=5.0, t7=0.5)
+    # (7,5) would be 10 but is invalid; (4,5)=6.0 beats (7,7)=5.5
+    assert best_span(start, end, OFFSETS, CONTEXT, 30) == (4, 5, 6.0)
+
+
+def test_best_span_respects_the_length_limit():
+    start = _logits(t4=4.0)
+    end = _logits(t8=4.0, t5=1.0)
+    assert best_span(start, end, OFFSETS, CONTEXT, 30) == (4, 8, 8.0)
+    # at most 2 tokens: (4,8) is 5 tokens long; best is (4,5)=5.0
+    assert best_span(start, end, OFFSETS, CONTEXT, 2) == (4, 5, 5.0)
+    # one token: start == end; (4,4)=4.0 beats (8,8)=4.0 by coming first
+    assert best_span(start, end, OFFSETS, CONTEXT, 1) == (4, 4, 4.0)
+
+
+def test_best_span_stays_inside_the_passage():
+    # huge logits on [CLS], the question and [SEP] are ignored
+    start = _logits(t0=50.0, t1=40.0, t4=1.0, t9=60.0)
+    end = _logits(t0=50.0, t2=40.0, t6=1.0, t9=60.0)
+    assert best_span(start, end, OFFSETS, CONTEXT, 30) == (4, 6, 2.0)
+
+
+def test_best_span_skips_tokens_with_empty_offsets_and_handles_no_context():
+    offsets = list(OFFSETS)
+    offsets[5] = (5, 5)
+    start = _logits(t5=9.0, t6=1.0)
+    end = _logits(t5=9.0, t6=1.0)
+    assert best_span(start, end, offsets, CONTEXT, 30) == (6, 6, 2.0)
+    assert best_span(start, end, OFFSETS, [False] * len(OFFSETS), 30) is None
+    assert best_span([], [], [], [], 30) is None
+
+
+def test_best_span_prefers_earliest_then_shortest_on_ties():
+    start = np.zeros(len(OFFSETS))
+    end = np.zeros(len(OFFSETS))
+    assert best_span(start, end, OFFSETS, CONTEXT, 30) == (4, 4, 0.0)
+
+
+# --- SpanReader.read with a stand-in model: windows and character offsets --------------------
+
+
+class _PointAt:
+    """A stand-in model whose logits peak on the tokens of `word` (start on its first piece)."""
+
+    def __init__(self, tokenizer, word: str, null: float = 0.0) -> None:
+        self.ids = tokenizer(word, add_special_tokens=False)["input_ids"]
+        self.null = null
+
+    def __call__(self, input_ids, attention_mask, token_type_ids):
+        import torch
+
+        start = torch.zeros(input_ids.shape)
+        end = torch.zeros(input_ids.shape)
+        n = len(self.ids)
+        for row in range(input_ids.shape[0]):
+            seq = input_ids[row].tolist()
+            for i in range(len(seq) - n + 1):
+                if seq[i : i + n] == self.ids and token_type_ids[row, i] == 1:
+                    start[row, i] = 5.0
+                    end[row, i + n - 1] = 4.0
+            start[row, 0] = end[row, 0] = self.null / 2
+        return start, end
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    from retrieval.reader import load_tokenizer
+
+    return load_tokenizer()
+
+
+def test_read_maps_spans_to_character_offsets_per_passage(tokenizer):
+    passages = [
+        "The ferry left the harbour at dawn.",
+        "",
+        "Captain Ilse Marwood steered the ferry through the fog to Kestrel Island.",
+    ]
+    reader = SpanReader(_PointAt(tokenizer, "Marwood"), tokenizer)
+    spans = reader.read("Who steered the ferry?", passages)
+    assert [s.passage for s in spans] == [0, 1, 2]
+    third = spans[2]
+    assert third.text == "Marwood" == passages[2][third.start : third.end]
+    assert third.score == pytest.approx(9.0)
+    assert third.null_score == pytest.approx(0.0)
+    assert spans[1] == ReadSpan(1, 0, 0, "", -math.inf, 0.0)
+    assert spans[0].score < third.score
+    assert reader.read("Who?", []) == []
+
+
+def test_read_finds_the_answer_in_a_later_window_of_a_long_passage(tokenizer):
+    filler = " ".join(f"Sentence {i} is about nothing in particular." for i in range(80))
+    passage = filler + " The lighthouse was built by Tomasz Reyes."
+    reader = SpanReader(_PointAt(tokenizer, "Reyes"), tokenizer, max_length=128, stride=32)
+    enc = reader.encode("Who built the lighthouse?", [passage])
+    assert enc["input_ids"].shape[0] > 3  # read in several windows, one forward pass
+    (span,) = reader.read("Who built the lighthouse?", [passage])
+    assert span.text == "Reyes"
+    assert passage[span.start : span.end] == "Reyes"
+
+
+def test_unknown_variant_is_refused(tokenizer):
+    reader = SpanReader(_PointAt(tokenizer, "x"), tokenizer)
+    with pytest.raises(ValueError, match="variant"):
+        reader.use_variant("fp8")
+
+
+def test_load_without_weights_says_how_to_train(tmp_path):
+    with pytest.raises(FileNotFoundError, match="make train-reader"):
+        SpanReader.load(tmp_path)
+
+
+# --- training helpers -----------------------------------------------------------------------
+
+
+def _article(title: str, n_paragraphs: int, n_questions: int) -> dict:
+    paragraphs = []
+    for p in range(n_paragraphs):
+        context = f"Paragraph {p} of {title} mentions the number {p * 7}."
+        qas = [
+            {
+                "id": f"{title}-{p}-{q}",
+                "question": f"Which number does paragraph {p} mention?",
+                "answers": [{"text": str(p * 7), "answer_start": context.index(str(p * 7))}],
+            }
+            for q in range(n_questions)
+        ]
+        paragraphs.append({"context": context, "qas": qas})
+    return {"title": title, "paragraphs": paragraphs}
+
+
+def test_split_is_by_article_deterministic_and_small():
+    arts = [_article(f"A{i}", 3, 2) for i in range(24)]
+    train, val = split_articles(arts)
+    assert 2 <= len(val) <= 3
+    assert len(train) + len(val) == 24
+    assert not {a["title"] for a in train} & {a["title"] for a in val}
+    again_train, again_val = split_articles(list(arts))
+    assert [a["title"] for a in again_val] == [a["title"] for a in val]
+
+
+def test_hard_negatives_pair_the_question_with_another_paragraph():
+    art = _article("B", 4, 5)
+    exs = examples([art], negatives=1.0, seed=3)
+    pos = [e for e in exs if e.answer_start >= 0]
+    neg = [e for e in exs if e.answer_start < 0]
+    assert len(pos) == len(neg) == 20
+    for e in pos:
+        assert e.context[e.answer_start :].startswith(e.answer_text)
+    for e in neg:
+        owner = e.qid.removesuffix("/neg").split("-")[1]
+        assert e.context != art["paragraphs"][int(owner)]["context"]
+        assert e.answer_text == ""
+    assert examples([art], negatives=0.0) == pos
+
+
+def test_featurize_labels_point_at_the_answer_tokens(tokenizer):
+    from retrieval.training import featurize
+
+    art = _article("C", 3, 1)
+    exs = examples([art], negatives=1.0, seed=1)
+    feats = featurize(tokenizer, exs, 64, 16)
+    assert len(feats) == len(exs)
+    for ex, feat in zip(exs, feats, strict=True):
+        if ex.answer_start < 0:
+            assert (feat["start"], feat["end"]) == (0, 0)
+        else:
+            piece = feat["input_ids"][feat["start"] : feat["end"] + 1]
+            assert tokenizer.decode(piece) == ex.answer_text
+
+
+# --- the real model -------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_saved_weights_round_trip_and_stay_small(tmp_path):
+    import torch
+
+    from retrieval.reader import build_model, save_weights
+
+    model = build_model()
+    with torch.no_grad():
+        model.qa_outputs.bias.fill_(0.5)
+        model.bert.encoder.layer[0].output.dense.bias.add_(0.25)
+    path = save_weights(model, tmp_path, {"max_length": 256, "stride": 64})
+    assert path.stat().st_size <= 25_000_000
+    from safetensors.torch import load_file
+
+    saved = load_file(str(path))
+    assert not any("word_embeddings" in k for k in saved)
+    assert all(v.dtype == torch.float16 for v in saved.values())
+    reader = SpanReader.load(tmp_path, variant="fp32")
+    assert (reader.max_length, reader.stride) == (256, 64)
+    assert torch.allclose(reader.model.qa_outputs.bias, torch.full((2,), 0.5))
+    layer = reader.model.bert.encoder.layer[0].output.dense.bias
+    expected = model.bert.encoder.layer[0].output.dense.bias.half().float()
+    assert torch.equal(layer, expected)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not (WEIGHTS_DIR / WEIGHTS_FILE).is_file(), reason="no trained reader weights committed"
+)
+@pytest.mark.parametrize("variant", ["auto", "fp32", "bf16", "int8"])
+def test_trained_reader_answers_simple_questions(variant):
+    reader = SpanReader.load(variant=variant)
+    cases = [
+        (
+            "When was the bridge opened?",
+            "The river crossing took four years to build. The bridge was opened in 1932 "
+            "by Mayor Ellen Park, who cut the ribbon in front of a large crowd.",
+            "1932",
+        ),
+        (
+            "Who opened the bridge?",
+            "The river crossing took four years to build. The bridge was opened in 1932 "
+            "by Mayor Ellen Park, who cut the ribbon in front of a large crowd.",
+            "Ellen Park",
+        ),
+        (
+            "Where did the orchestra perform?",
+            "Last spring the city orchestra toured the north. It performed in Lindholm, "
+            "a small harbour town, before returning home for the summer season.",
+            "Lindholm",
+        ),
+    ]
+    for question, passage, expected in cases:
+        (span,) = reader.read(question, [passage])
+        assert expected in span.text, (question, span)
+        assert len(span.text) <= len(expected) + 12
+        assert passage[span.start : span.end] == span.text
+
+    # the passage that holds the answer outranks an unrelated one
+    weather = "Heavy rain fell across the valley on Tuesday, and farmers delayed the harvest."
+    spans = reader.read("When was the bridge opened?", [weather, cases[0][1]])
+    assert spans[1].score - spans[1].null_score > spans[0].score - spans[0].null_score
