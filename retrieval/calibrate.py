@@ -155,12 +155,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     calibration = Calibration(selection, weights, 0.5)
 
     def confidences(name: str) -> list[float]:
-        scores = []
-        for question in kinds[name]:
-            features = chosen(question)
-            logit = -30.0 if features is None else calibration._logit(weights, features)
-            scores.append(1.0 / (1.0 + np.exp(-np.clip(logit, -30, 30))))
-        return scores
+        return [
+            0.0 if (features := chosen(q)) is None else calibration.confidence(features)
+            for q in kinds[name]
+        ]
 
     threshold = best_threshold(confidences("answerable"), confidences("outside"))
     from retrieval.bench import roc_auc
