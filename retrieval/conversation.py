@@ -18,7 +18,7 @@ from retrieval.text import STOPWORDS, content_stems, words
 
 _REFERRING = {
     "it", "its", "he", "him", "his", "she", "her", "hers", "they", "them", "their", "theirs",
-    "there", "that", "this", "these", "those", "then", "one", "ones",
+    "there", "this", "these", "those", "then", "one", "ones",
 }  # fmt: skip
 _ELLIPSIS = re.compile(r"^\s*(and\s+)?(what|how)\s+about\b\s*(?P<rest>.*?)[?.!\s]*$", re.IGNORECASE)
 
@@ -103,7 +103,8 @@ _PARTICIPLES = {
     "shown",
     "written",
 }
-_THING = {"it", "this", "that"}
+# Not "that": in questions it is mostly a relative pronoun ("the team that found...").
+_THING = {"it", "this"}
 _PERSON = {"he", "him", "she", "her", "they", "them"}
 _POSSESSIVE = {"its": "_thing", "his": "_person", "their": "_person"}
 
