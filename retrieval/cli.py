@@ -313,6 +313,15 @@ def show(index_dir: Path, as_json: bool, article_id: str) -> None:
 # --- eval ----------------------------------------------------------------------------------------
 
 
+def _write_report(path: Path, payload: dict) -> None:
+    """A benchmark's JSON report, written atomically (its folder made if needed)."""
+    from retrieval.store import atomic_write_text
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(payload, indent=2))
+    click.echo(f"\nwrote {path}")
+
+
 @main.command("eval")
 @click.option(
     "--articles",
@@ -369,7 +378,6 @@ def eval_command(
     from tqdm import tqdm
 
     from retrieval.bench import evaluate, format_table
-    from retrieval.store import atomic_write_text
 
     bars: dict[str, tqdm] = {}
 
@@ -397,9 +405,7 @@ def eval_command(
             bar.close()
     click.echo(format_table(payload))
     if json_out is not None:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(json_out, json.dumps(payload, indent=2))
-        click.echo(f"\nwrote {json_out}")
+        _write_report(json_out, payload)
 
 
 # --- status and feedback -------------------------------------------------------------------------
@@ -489,7 +495,6 @@ def eval_build(articles_file: Path, extra_file: Path, repeats: int, json_out: Pa
     from tqdm import tqdm
 
     from retrieval.bench import incremental_benchmark
-    from retrieval.store import atomic_write_text
 
     with tqdm(desc="embedding (full build)", unit="text", file=sys.stderr, leave=False) as bar:
 
@@ -507,5 +512,4 @@ def eval_build(articles_file: Path, extra_file: Path, repeats: int, json_out: Pa
     click.echo(f"| nothing changed (median of {repeats}) | {result['no_change_s']:.2f} | "
                f"{result['no_change_ratio']:.1%} |")  # fmt: skip
     if json_out is not None:
-        atomic_write_text(json_out, json.dumps(result, indent=2))
-        click.echo(f"\nwrote {json_out}")
+        _write_report(json_out, result)

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from retrieval.articles import Article
-from retrieval.chunking import Chunk, ChunkingConfig, Sentence, chunk_id
+from retrieval.chunking import Chunk, ChunkingConfig, Sentence
 from retrieval.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -349,19 +349,3 @@ def build_lock(index_dir: Path) -> Iterator[None]:
 
 def feedback_path(index_dir: Path) -> Path:
     return Path(index_dir) / FEEDBACK_FILE
-
-
-__all__ = [
-    "FORMAT_VERSION",
-    "IndexConfig",
-    "Manifest",
-    "StoredIndex",
-    "atomic_write_text",
-    "build_lock",
-    "check_compatible",
-    "chunk_id",
-    "feedback_path",
-    "load_index",
-    "read_manifest",
-    "save_version",
-]
