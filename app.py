@@ -362,14 +362,16 @@ def ask_page(settings: Settings) -> None:
     head.title("Ask the articles")
     if st.session_state.turns:
         button.button("New conversation", icon=":material/add_comment:", on_click=new_conversation)
+    # The chat box comes first, so that on a cold start it is on screen (and can be typed
+    # into) while the model loads; a question sent meanwhile is answered once it has.
+    question = st.chat_input(
+        "Ask a question about the articles", key="question", max_chars=MAX_QUESTION_CHARS
+    )
     engine = open_engine(settings)
     if engine is None:
         return
     st.caption(
         f"{len(engine.index.articles)} articles. Answers are copied from them, never made up."
-    )
-    question = st.chat_input(
-        "Ask a question about the articles", key="question", max_chars=MAX_QUESTION_CHARS
     )
     question = question or st.session_state.pending_question
     st.session_state.pending_question = None

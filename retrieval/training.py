@@ -36,17 +36,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from retrieval.bench import exact_match, f1_score
 from retrieval.reader import (
     BASE_MODEL_NAME,
     FROZEN_PREFIXES,
     WEIGHTS_DIR,
     SpanReader,
-    base_model_path,
     build_model,
-    load_tokenizer,
     save_weights,
     trainable_state,
+    window_tokenizer,
 )
 
 DEFAULT_DATA = (
@@ -139,33 +140,28 @@ def examples(
     return out
 
 
-def featurize(
-    tokenizer: Any, exs: Sequence[Example], max_length: int, stride: int
-) -> list[dict[str, Any]]:
-    """Training windows: input ids, token types and start/end token labels (0 = [CLS])."""
+def featurize(tokenizer: Any, exs: Sequence[Example]) -> list[dict[str, Any]]:
+    """Training windows: input ids, token types and start/end token labels (0 = [CLS]).
+
+    `tokenizer` is the reader's (``window_tokenizer(max_length, stride)``), so training
+    sees the windows the reader reads.
+    """
+    from retrieval.minilm import pair_windows
+
     feats: list[dict[str, Any]] = []
     batch = 256
     for b in range(0, len(exs), batch):
         chunk = exs[b : b + batch]
-        enc = tokenizer(
-            [e.question for e in chunk],
-            [e.context for e in chunk],
-            truncation="only_second",
-            max_length=max_length,
-            stride=stride,
-            return_overflowing_tokens=True,
-            return_offsets_mapping=True,
-            padding=False,
-        )
-        for w, sample in enumerate(enc["overflow_to_sample_mapping"]):
+        windows = pair_windows(tokenizer, [(e.question, e.context) for e in chunk])
+        for w, sample in enumerate(windows.sample.tolist()):
             ex = chunk[sample]
-            seq = enc.sequence_ids(w)
-            offsets = enc["offset_mapping"][w]
+            n = int(windows.attention_mask[w].sum())
+            offsets = windows.offsets[w]
             start_pos = end_pos = 0
             if ex.answer_start >= 0:
                 a = ex.answer_start
                 z = a + len(ex.answer_text)
-                ctx = [i for i, s in enumerate(seq) if s == 1]
+                ctx = np.flatnonzero(windows.context[w]).tolist()
                 if ctx and offsets[ctx[0]][0] <= a and offsets[ctx[-1]][1] >= z:
                     i = ctx[0]
                     while i <= ctx[-1] and offsets[i][1] <= a:
@@ -177,8 +173,8 @@ def featurize(
                         start_pos, end_pos = i, j
             feats.append(
                 {
-                    "input_ids": enc["input_ids"][w],
-                    "token_type_ids": enc["token_type_ids"][w],
+                    "input_ids": windows.input_ids[w, :n].tolist(),
+                    "token_type_ids": windows.token_type_ids[w, :n].tolist(),
                     "start": start_pos,
                     "end": end_pos,
                 }
@@ -294,12 +290,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     articles = load_articles(data)
     train_articles, val_articles = split_articles(articles)
-    path = base_model_path()
-    tokenizer = load_tokenizer(path)
+    tokenizer = window_tokenizer(args.max_length, args.stride)
     train_ex = examples(train_articles, negatives=args.negatives, seed=args.seed)
     val_ex = examples(val_articles)
     t0 = time.perf_counter()
-    feats = featurize(tokenizer, train_ex, args.max_length, args.stride)
+    feats = featurize(tokenizer, train_ex)
     n_q = sum(1 for e in train_ex if e.answer_start >= 0)
     n_null = sum(1 for f in feats if f["start"] == 0)
     print(
@@ -311,7 +306,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         flush=True,
     )
 
-    model = build_model(path)
+    model = build_model()
     for name, param in model.named_parameters():
         param.requires_grad = not name.startswith(FROZEN_PREFIXES)
     decay, no_decay = [], []
@@ -394,7 +389,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     budget = args.max_minutes * 60
     model.train()
-    pad_id = tokenizer.pad_token_id
+    pad_id = 0  # [PAD]
     loss_fn = torch.nn.CrossEntropyLoss()
     last_ckpt = time.perf_counter()
     ema: float | None = None
@@ -469,7 +464,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     scores: dict[str, Any] = {}
     if not args.no_eval:
         t_eval = time.perf_counter()
-        reader = SpanReader(model, tokenizer, max_length=args.max_length, stride=args.stride)
+        reader = SpanReader(model, max_length=args.max_length, stride=args.stride)
         scores = evaluate(reader, val_ex)
         print(
             f"validation (closed setting, {scores['n']} questions): "

@@ -78,7 +78,7 @@ class _PointAt:
     """A stand-in model whose logits peak on the tokens of `word` (start on its first piece)."""
 
     def __init__(self, tokenizer, word: str, null: float = 0.0) -> None:
-        self.ids = tokenizer(word, add_special_tokens=False)["input_ids"]
+        self.ids = tokenizer.encode(word, add_special_tokens=False).ids
         self.null = null
 
     def __call__(self, input_ids, attention_mask, token_type_ids):
@@ -99,7 +99,7 @@ class _PointAt:
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    from retrieval.reader import load_tokenizer
+    from retrieval.minilm import load_tokenizer
 
     return load_tokenizer()
 
@@ -110,7 +110,7 @@ def test_read_maps_spans_to_character_offsets_per_passage(tokenizer):
         "",
         "Captain Ilse Marwood steered the ferry through the fog to Kestrel Island.",
     ]
-    reader = SpanReader(_PointAt(tokenizer, "Marwood"), tokenizer)
+    reader = SpanReader(_PointAt(tokenizer, "Marwood"))
     spans = reader.read("Who steered the ferry?", passages)
     assert [s.passage for s in spans] == [0, 1, 2]
     third = spans[2]
@@ -125,16 +125,16 @@ def test_read_maps_spans_to_character_offsets_per_passage(tokenizer):
 def test_read_finds_the_answer_in_a_later_window_of_a_long_passage(tokenizer):
     filler = " ".join(f"Sentence {i} is about nothing in particular." for i in range(80))
     passage = filler + " The lighthouse was built by Tomasz Reyes."
-    reader = SpanReader(_PointAt(tokenizer, "Reyes"), tokenizer, max_length=128, stride=32)
+    reader = SpanReader(_PointAt(tokenizer, "Reyes"), max_length=128, stride=32)
     enc = reader.encode("Who built the lighthouse?", [passage])
-    assert enc["input_ids"].shape[0] > 3  # read in several windows, one forward pass
+    assert enc.input_ids.shape[0] > 3  # read in several windows, one forward pass
     (span,) = reader.read("Who built the lighthouse?", [passage])
     assert span.text == "Reyes"
     assert passage[span.start : span.end] == "Reyes"
 
 
 def test_unknown_variant_is_refused(tokenizer):
-    reader = SpanReader(_PointAt(tokenizer, "x"), tokenizer)
+    reader = SpanReader(_PointAt(tokenizer, "x"))
     with pytest.raises(ValueError, match="variant"):
         reader.use_variant("fp8")
 
@@ -193,7 +193,9 @@ def test_featurize_labels_point_at_the_answer_tokens(tokenizer):
 
     art = _article("C", 3, 1)
     exs = examples([art], negatives=1.0, seed=1)
-    feats = featurize(tokenizer, exs, 64, 16)
+    from retrieval.reader import window_tokenizer
+
+    feats = featurize(window_tokenizer(64, 16), exs)
     assert len(feats) == len(exs)
     for ex, feat in zip(exs, feats, strict=True):
         if ex.answer_start < 0:
@@ -236,7 +238,8 @@ def test_saved_weights_round_trip_and_stay_small(tmp_path):
     not (WEIGHTS_DIR / WEIGHTS_FILE).is_file(), reason="no trained reader weights committed"
 )
 @pytest.mark.parametrize("variant", ["auto", "fp32", "bf16", "int8"])
-def test_trained_reader_answers_simple_questions(variant):
+def test_trained_reader_answers_simple_questions(variant, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     reader = SpanReader.load(variant=variant)
     cases = [
         (
@@ -268,3 +271,33 @@ def test_trained_reader_answers_simple_questions(variant):
     weather = "Heavy rain fell across the valley on Tuesday, and farmers delayed the harvest."
     spans = reader.read("When was the bridge opened?", [weather, cases[0][1]])
     assert spans[1].score - spans[1].null_score > spans[0].score - spans[0].null_score
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not (WEIGHTS_DIR / WEIGHTS_FILE).is_file(), reason="no trained reader weights committed"
+)
+def test_auto_variant_is_timed_once_per_machine_then_remembered(tmp_path, monkeypatch):
+    import json
+
+    from retrieval.reader import machine_signature, variant_cache_path
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    first = SpanReader.load(variant="auto")
+    record = json.loads(variant_cache_path().read_text())
+    assert variant_cache_path().parent == tmp_path / "article-qa"
+    assert record["signature"] == machine_signature()
+    assert record["variant"] == first.variant
+    assert set(record["variant_ms"]) == {"fp32", "bf16"}
+    # The remembered choice is used as is: no timing (so a planted one sticks)...
+    other = "fp32" if first.variant == "bf16" else "bf16"
+    record["variant"] = other
+    variant_cache_path().write_text(json.dumps(record))
+    assert SpanReader.load(variant="auto").variant == other
+    # ...until the machine differs, when it is measured again.
+    record["signature"] = "another machine"
+    variant_cache_path().write_text(json.dumps(record))
+    again = SpanReader.load(variant="auto")
+    remeasured = json.loads(variant_cache_path().read_text())
+    assert remeasured["signature"] == machine_signature()
+    assert remeasured["variant"] == again.variant
