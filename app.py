@@ -419,7 +419,7 @@ def turn_ui(settings: Settings, turn: dict, number: int) -> None:
     with st.chat_message("user"):
         st.markdown(md_escape(result.question))
     with st.chat_message("assistant"):
-        if result.resolved.asked != result.question or result.resolved.is_followup:
+        if result.resolved.is_followup:
             st.caption(f"understood as: {md_escape(result.resolved.asked)} (a follow-up)")
         if result.answer is not None:
             answer_ui(result, turn["id"])

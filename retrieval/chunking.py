@@ -19,8 +19,11 @@ SEPARATORS = ["\n\n", "\n", ". ", "? ", "! ", "; ", ", ", " ", ""]
 
 @dataclass(frozen=True)
 class ChunkingConfig:
-    size: int = 700
-    overlap: int = 150
+    # About one news paragraph or two. On the tune half, 1,000/200 found the answer's passage
+    # in the top five for 97 % of questions, against 94 % for 700/150, and the reader's
+    # three passages grow from about 107 to 144 tokens each.
+    size: int = 1000
+    overlap: int = 200
 
     def __post_init__(self) -> None:
         if self.size < 50:

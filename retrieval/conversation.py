@@ -29,6 +29,7 @@ class Turn:
     answer: str | None = None
     sentence: str | None = None
     article_id: str | None = None
+    confidence: float | None = None  # of the answer given; None when there was none
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,8 @@ class ResolvedQuestion:
 
     @property
     def is_followup(self) -> bool:
-        return bool(self.context)
+        """Whether the question leans on an earlier turn (its words or its subject)."""
+        return bool(self.context) or self.asked != self.question
 
     @property
     def query(self) -> str:

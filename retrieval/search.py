@@ -1,4 +1,11 @@
-"""Retrieval: dense (FAISS inner product) and lexical (BM25), fused by reciprocal rank.
+"""Retrieval: three rankings of the passages, fused by reciprocal rank.
+
+- dense: the passage's vector against the question's (FAISS inner product);
+- bm25: the passage's words, with its article's title, against the question's;
+- sentences: the passage's best-matching sentence vector against the question's.
+  A question is usually answered by one sentence, whose meaning a whole
+  passage's vector dilutes; ranking passages by their best sentence found the
+  answer's passage first in 80 % of tune-half questions, against 73 % without.
 
 Owns the `Hit` record. `search_batch` is the primitive; `search` asks one
 query through it. The BM25 index is rebuilt from the chunk texts when the
@@ -8,6 +15,7 @@ step with the vectors.
 
 from __future__ import annotations
 
+import bisect
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,7 +29,12 @@ from retrieval.embedding import Embedder
 from retrieval.store import StoredIndex
 
 Mode = Literal["hybrid", "dense", "bm25"]
-RRF_K = 60
+# Fusion, chosen on the tune half (24 articles, 1,000 questions; recall@5 0.942 -> 0.973
+# with the 1,000-character passages): a small k lets each ranking's top places count, and
+# the passage vectors, the weakest ranking alone, get half a vote.
+RRF_K = 5
+HYBRID_WEIGHTS = {"dense": 0.5, "bm25": 1.0, "sentences": 1.0}
+SENTENCE_CANDIDATES = 100
 
 
 @dataclass(frozen=True)
@@ -54,9 +67,15 @@ class Searcher:
         self.faiss = faiss.IndexFlatIP(index.manifest.dimension)
         if len(index.vectors):
             self.faiss.add(np.ascontiguousarray(index.vectors, dtype=np.float32))
+        self.sentence_faiss = faiss.IndexFlatIP(index.manifest.dimension)
+        if len(index.sentence_vectors):
+            self.sentence_faiss.add(np.ascontiguousarray(index.sentence_vectors, dtype=np.float32))
+        self._sentence_chunks = chunks_of_sentences(index)
         self._stemmer = lexical_tokenizer()
         self.bm25 = bm25s.BM25()
-        texts = [chunk.text for chunk in index.chunks]
+        # The title goes with every passage: questions name the subject of the whole
+        # article ("the tunnel") more often than the passage that answers them does.
+        texts = [f"{index.article_of(chunk).title}\n{chunk.text}" for chunk in index.chunks]
         self._lexical_ready = bool(texts)
         if texts:
             tokens = bm25s.tokenize(
@@ -73,6 +92,21 @@ class Searcher:
             {int(i): float(s) for i, s in zip(row_ids, row_scores, strict=True) if i >= 0}
             for row_ids, row_scores in zip(ids, scores, strict=True)
         ]
+
+    def _sentences(self, vectors: np.ndarray) -> list[dict[int, float]]:
+        """Passages ranked by their best sentence: chunk row -> that sentence's similarity."""
+        if not self.sentence_faiss.ntotal:
+            return [{} for _ in range(len(vectors))]
+        k = min(SENTENCE_CANDIDATES, self.sentence_faiss.ntotal)
+        scores, ids = self.sentence_faiss.search(vectors, k)
+        ranked: list[dict[int, float]] = []
+        for row_ids, row_scores in zip(ids, scores, strict=True):
+            best: dict[int, float] = {}
+            for sentence, score in zip(row_ids, row_scores, strict=True):
+                for chunk in self._sentence_chunks[sentence] if sentence >= 0 else ():
+                    best.setdefault(chunk, float(score))
+            ranked.append(best)
+        return ranked
 
     def _lexical(self, queries: Sequence[str], k: int) -> list[dict[int, float]]:
         import bm25s
@@ -116,9 +150,10 @@ class Searcher:
             vectors = self.embedder.embed(list(queries))
         dense = self._dense(vectors, k)
         lexical = self._lexical(queries, k)
+        by_sentence = self._sentences(vectors) if mode == "hybrid" else [{}] * len(vectors)
         return [
-            self._fuse(vector, d, lex, top_k, mode)
-            for vector, d, lex in zip(vectors, dense, lexical, strict=True)
+            self._fuse(vector, {"dense": d, "bm25": lex, "sentences": sent}, top_k, mode)
+            for vector, d, lex, sent in zip(vectors, dense, lexical, by_sentence, strict=True)
         ]
 
     def search(self, query: str, top_k: int = 5, mode: Mode = "hybrid") -> list[Hit]:
@@ -127,17 +162,18 @@ class Searcher:
     def _fuse(
         self,
         vector: np.ndarray,
-        dense: dict[int, float],
-        lexical: dict[int, float],
+        rankings: dict[str, dict[int, float]],
         top_k: int,
         mode: Mode,
     ) -> list[Hit]:
+        weights = HYBRID_WEIGHTS if mode == "hybrid" else {mode: 1.0}
+        depth = max(self.candidates, top_k)
         fused: dict[int, float] = {}
-        rankings = {"dense": [dense], "bm25": [lexical], "hybrid": [dense, lexical]}[mode]
-        for ranking in rankings:
-            ordered = sorted(ranking, key=ranking.__getitem__, reverse=True)
+        for name, weight in weights.items():
+            ranking = rankings[name]
+            ordered = sorted(ranking, key=ranking.__getitem__, reverse=True)[:depth]
             for rank, row in enumerate(ordered):
-                fused[row] = fused.get(row, 0.0) + 1.0 / (RRF_K + rank + 1)
+                fused[row] = fused.get(row, 0.0) + weight / (RRF_K + rank + 1)
         best = sorted(fused, key=lambda row: (-fused[row], row))[:top_k]
         hits = []
         for row in best:
@@ -148,7 +184,29 @@ class Searcher:
                     article=self.index.article_of(chunk),
                     score=fused[row],
                     dense_score=float(self.index.vectors[row] @ vector),
-                    lexical_score=lexical.get(row, 0.0),
+                    lexical_score=rankings["bm25"].get(row, 0.0),
                 )
             )
         return hits
+
+
+def chunks_of_sentences(index: StoredIndex) -> list[tuple[int, ...]]:
+    """For each sentence row, the rows of the chunks that overlap it (one, or two at a seam)."""
+    rows_of: dict[str, list[int]] = {}
+    for row, chunk in enumerate(index.chunks):
+        rows_of.setdefault(chunk.article_id, []).append(row)
+    for rows in rows_of.values():
+        rows.sort(key=lambda row: index.chunks[row].start)
+    starts = {a: [index.chunks[row].start for row in rows] for a, rows in rows_of.items()}
+    found: list[tuple[int, ...]] = []
+    for sentence in index.sentences:
+        rows = rows_of.get(sentence.article_id, [])
+        # Chunks of an article start and end in order: walk back from the last one
+        # starting before the sentence ends, while they still reach into it.
+        at = bisect.bisect_left(starts.get(sentence.article_id, []), sentence.end) - 1
+        overlapping = []
+        while at >= 0 and index.chunks[rows[at]].end > sentence.start:
+            overlapping.append(rows[at])
+            at -= 1
+        found.append(tuple(reversed(overlapping)))
+    return found

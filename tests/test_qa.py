@@ -73,6 +73,47 @@ def test_top_k_below_one_is_a_user_error(fake_engine):
         fake_engine.ask("ferry?", top_k=0)
 
 
+def _answer_from(engine: QAEngine, question: str):
+    answer = engine.ask(question, threshold=0.0).best_guess
+    assert answer is not None
+    return answer
+
+
+def test_follow_up_gains_the_confidence_of_the_turn_it_leans_on(fake_engine):
+    from dataclasses import replace
+
+    from retrieval.conversation import Turn
+    from retrieval.qa import carry_confidence
+
+    answer = replace(_answer_from(fake_engine, "Who steered the ferry?"), score=0.4)
+    same = Turn("Where did the ferry sail?", "Marwood", article_id=answer.article_id)
+    assert carry_confidence(answer, replace(same, confidence=0.9)).score == pytest.approx(0.65)
+    # Never lowered; nothing carried from another article or from a turn with no answer.
+    assert carry_confidence(answer, replace(same, confidence=0.2)).score == 0.4
+    other = replace(same, article_id="another", confidence=0.9)
+    assert carry_confidence(answer, other).score == 0.4
+    assert carry_confidence(answer, same).score == 0.4
+
+
+def test_only_a_follow_up_carries_confidence(fake_engine):
+    from dataclasses import replace
+
+    first = fake_engine.ask("Who steered the ferry?", threshold=0.0)
+    turn = first.to_turn()
+    assert turn.confidence == first.answer.score
+    sure, unsure = replace(turn, confidence=1.0), replace(turn, confidence=None)
+    # A standalone question keeps its own confidence, even about the same article.
+    again = fake_engine.ask("Who steered the ferry?", [sure], threshold=0.0)
+    assert not again.resolved.is_followup
+    assert again.best_guess.score == first.best_guess.score
+    # A follow-up answered from that article: the mean of its own and the earlier one.
+    own = fake_engine.ask("When did it sail?", [unsure], threshold=0.0).best_guess
+    carried = fake_engine.ask("When did it sail?", [sure], threshold=0.0)
+    assert carried.resolved.is_followup
+    assert own.article_id == turn.article_id == carried.best_guess.article_id
+    assert carried.best_guess.score == pytest.approx((own.score + 1.0) / 2, abs=1e-4)
+
+
 # --- the real model on the sample corpus ----------------------------------------------------------
 
 

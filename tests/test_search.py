@@ -55,3 +55,47 @@ def test_query_of_unknown_words_still_returns_dense_hits(searcher):
 def test_top_k_below_one_is_refused(searcher):
     with pytest.raises(ValueError, match="top_k must be at least 1"):
         searcher.search("ferry", top_k=0)
+
+
+def test_every_sentence_maps_to_exactly_the_chunks_overlapping_it(searcher):
+    from retrieval.search import chunks_of_sentences
+
+    index = searcher.index
+    mapping = chunks_of_sentences(index)
+    assert len(mapping) == len(index.sentences)
+    for sentence, rows in zip(index.sentences, mapping, strict=True):
+        expected = [
+            row
+            for row, chunk in enumerate(index.chunks)
+            if chunk.article_id == sentence.article_id
+            and chunk.start < sentence.end
+            and sentence.start < chunk.end
+        ]
+        assert sorted(rows) == expected
+        assert rows  # chunks cover the whole article
+
+
+def test_sentence_ranking_puts_the_passage_of_the_best_sentence_first(searcher):
+    index = searcher.index
+    row = len(index.sentences) // 2
+    sentence = index.sentences[row]
+    # The sentence's own vector as the query: its passage must rank first.
+    (ranking,) = searcher._sentences(index.sentence_vectors[row : row + 1])
+    first = max(ranking, key=ranking.__getitem__)
+    chunk = index.chunks[first]
+    assert chunk.article_id == sentence.article_id
+    assert chunk.start < sentence.end and sentence.start < chunk.end
+    assert ranking[first] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_bm25_matches_a_title_word_missing_from_the_passage(searcher):
+    index = searcher.index
+    # A word of some article's title that none of that article's passages contain.
+    for article in index.articles.values():
+        text = " ".join(c.text.lower() for c in index.chunks if c.article_id == article.id)
+        missing = [w for w in article.title.lower().split() if len(w) > 4 and w not in text]
+        if missing:
+            hits = searcher.search(missing[0], top_k=1, mode="bm25")
+            assert hits and hits[0].article.id == article.id
+            return
+    pytest.fail("the fixture corpus has no title word missing from its article's text")

@@ -41,7 +41,7 @@ def test_missing_index_says_how_to_build(tmp_path):
 
 def test_other_chunking_is_refused_with_rebuild_hint(index):
     other = index_config("fake-hashed-words", ChunkingConfig(size=300, overlap=50))
-    with pytest.raises(UserError, match=r"chunking 700/150 != 300/50.*build --rebuild"):
+    with pytest.raises(UserError, match=r"chunking 1000/200 != 300/50.*build --rebuild"):
         load_index(index, other)
 
 
