@@ -101,7 +101,12 @@ def squad_articles(files: Sequence[str | Path]) -> tuple[list[Article], dict[tup
 def squad_questions(
     path: str | Path, articles: Sequence[Article], where: dict[tuple[str, str], int]
 ) -> tuple[list[Question], list[Question]]:
-    """(answerable, unanswerable) questions of a SQuAD 1.1 or 2.0 file, gold spans mapped."""
+    """(answerable, unanswerable) questions of a SQuAD 1.1 or 2.0 file, gold spans mapped.
+
+    Answerable questions come back for every article, with gold spans only where the
+    article is among `articles`; unanswerable ones only for `articles`, since they are
+    the "same topic" kind: about an indexed article that does not hold the answer.
+    """
     by_title = {a.source.removeprefix("squad:"): a for a in articles}
     answerable: list[Question] = []
     impossible: list[Question] = []
@@ -111,7 +116,8 @@ def squad_questions(
             offset = where.get((entry["title"], paragraph["context"])) if article else None
             for qa in paragraph["qas"]:
                 if qa.get("is_impossible"):
-                    impossible.append(Question(qa["id"], qa["question"], ()))
+                    if article is not None:
+                        impossible.append(Question(qa["id"], qa["question"], ()))
                     continue
                 golds = ()
                 if article is not None and offset is not None:

@@ -141,6 +141,15 @@ def test_gold_offsets_map_through_the_joined_paragraphs(files):
     assert [q.id for q in impossible] == ["q3"]
 
 
+def test_unanswerable_questions_only_count_for_indexed_articles(files):
+    articles, where = squad_articles([files[0]])
+    answerable, impossible = squad_questions(files[0], [], where)
+    # About an article outside the index: not "same topic", and no gold spans to find.
+    assert impossible == []
+    assert [q.id for q in answerable] == ["q1", "q2"]
+    assert all(not q.golds for q in answerable)
+
+
 def test_a_whole_run_reports_every_metric(files):
     squad, other = files
     report = evaluate([squad], squad, other, config=FAKE, threshold=0.0)
