@@ -41,7 +41,8 @@ if TYPE_CHECKING:  # imported for real only where used, to keep the first paint 
     from retrieval.status import IndexStatus
 
 # Confidence bands shown beside the score; below the threshold there is no answer at all.
-CONFIDENCE_BANDS = ((0.75, "high"), (0.55, "medium"), (0.0, "low"))
+# Bands of the calibrated answerability (a probability); the shipped line is near 0.2.
+CONFIDENCE_BANDS = ((0.5, "high"), (0.25, "medium"), (0.0, "low"))
 RATING_OF_THUMB = {0: "down", 1: "up"}
 THUMB_OF_RATING = {rating: thumb for thumb, rating in RATING_OF_THUMB.items()}
 EXAMPLE_COUNT = 4

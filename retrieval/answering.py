@@ -77,12 +77,11 @@ CALIBRATION_FILE = Path(__file__).resolve().parent / "reader" / "calibration.jso
 class Calibration:
     """Two logistic models fitted on the tune half (`make calibrate`).
 
-    `selection` scores each read span (is it the right answer?) and is what the
-    answerer uses. `threshold` is the sentence-evidence confidence that best
-    balances answering part A's questions against refusing part B's: the line
-    the product ships (`qa.shipped_threshold`). `answerability`, a
-    logistic model over all the evidence, is fitted and reported beside it
-    (tune AUC 0.987 against 0.983 for the sentence evidence, 2026-11-25).
+    `selection` scores each read span (is it the right answer?) and picks the
+    answer. `answerability`, over the chosen span's evidence and how well the
+    question is matched at all, is the answer's confidence; `threshold` is the
+    confidence that best balances answering part A's questions against refusing
+    part B's: the line the product ships (`qa.shipped_threshold`).
     """
 
     selection: dict[str, float]
@@ -449,12 +448,11 @@ class Answerer:
             candidates = self.read_candidates(question, hits, sentences)
             if candidates:
                 best = max(candidates, key=lambda c: self.calibration.select(c.features))
-                # The confidence is the chosen sentence's evidence: the calibrated
-                # answerability model separates the tune half's questions barely better
-                # (AUC 0.987 against 0.983) and is harder to read for a follow-up.
-                return self._answer(
-                    best.sentence, best.start, best.end, _confidence(best.sentence, 1.0)
-                )
+                # The confidence is the calibrated answerability model over all the
+                # evidence: the span's and how well the question is matched at all.
+                evidence = self.question_evidence(question, hits, sentences)
+                confidence = self.calibration.confidence({**best.features, **evidence})
+                return self._answer(best.sentence, best.start, best.end, confidence)
         return self._heuristic_answer(question, sentences, context)
 
     def question_evidence(

@@ -6,8 +6,9 @@ articles outside the index (they should get no answer), and the SQuAD 2.0 tune
 questions marked impossible are about part A's own articles (the hard case).
 Two logistic regressions are fitted on the evidence of every read span:
 `selection` (is this span the answer?) and `answerability` (does the index
-answer this question at all?), and the shipped threshold is the confidence that
-best balances answering answerable questions against refusing the rest. The
+answer this question at all?, the confidence the answerer shows), and the
+shipped threshold is the answerability that best balances answering part A's
+questions against refusing part B's. The
 result goes to `retrieval/reader/calibration.json`, which the answerer loads.
 """
 
@@ -161,8 +162,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             for q in kinds[name]
         ]
 
-    def shipped(name: str) -> list[float]:
-        """The confidence the answerer gives: the chosen span's sentence evidence."""
+    def evidence(name: str) -> list[float]:
+        """The hand-set sentence-evidence confidence, reported for comparison."""
         return [
             0.0
             if (f := chosen(q)) is None
@@ -170,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             for q in kinds[name]
         ]
 
-    threshold = best_threshold(shipped("answerable"), shipped("outside"))
+    threshold = best_threshold(confidences("answerable"), confidences("outside"))
     from retrieval.bench import roc_auc
 
     report = {
@@ -181,9 +182,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             "data": "squad-dev-tune.json and squad2-dev-tune.json (tune half only)",
             "indexed_articles": len(part_a),
             "questions": {name: len(q) for name, q in kinds.items()},
-            "shipped_auc_outside": round(roc_auc(shipped("answerable"), shipped("outside")), 4),
-            "shipped_auc_same_topic": round(
-                roc_auc(shipped("answerable"), shipped("same_topic")), 4
+            "evidence_auc_outside": round(roc_auc(evidence("answerable"), evidence("outside")), 4),
+            "evidence_auc_same_topic": round(
+                roc_auc(evidence("answerable"), evidence("same_topic")), 4
             ),
             "auc_outside": round(roc_auc(confidences("answerable"), confidences("outside")), 4),
             "auc_same_topic": round(
