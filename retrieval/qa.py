@@ -89,17 +89,18 @@ class QAResult:
         }
 
 
-def shipped_threshold(model: str) -> float:
+def shipped_threshold(model: str, calibration: Calibration | None = None) -> float:
     """The "no answer" line for an index of `model`.
 
     With the real model it is the line `make calibrate` fitted on the tune half
     (the confidence that best balances answering questions about indexed articles
     against refusing questions about others); a follow-up reaches it with the
     confidence carried over from the turn it leans on (`carry_confidence`). The
-    fake embedder of the fast tests keeps the hand-set line.
+    fake embedder of the fast tests keeps the hand-set line. `calibration`: one
+    already loaded, to save reading it again.
     """
     if model == MINILM_NAME:
-        return Calibration.load().threshold
+        return (calibration or Calibration.load()).threshold
     return DEFAULT_THRESHOLD
 
 
@@ -147,7 +148,7 @@ class QAEngine:
         self.searcher = Searcher(index, embedder)
         idf = idf_table([content_stems(chunk.text) for chunk in index.chunks])
         self.answerer = Answerer(index, idf, reader)
-        self.default_threshold = shipped_threshold(index.manifest.model)
+        self.default_threshold = shipped_threshold(index.manifest.model, self.answerer.calibration)
 
     @classmethod
     def open(cls, index_dir: str | Path, embedder: Embedder | None = None) -> QAEngine:
@@ -198,7 +199,7 @@ class QAEngine:
             if hits
             else None
         )
-        if best is not None and resolved.is_followup and history:
+        if best is not None and resolved.is_followup:  # so there is an earlier turn
             best = carry_confidence(best, history[-1])
         answered = time.perf_counter()
         return QAResult(
