@@ -27,6 +27,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from retrieval.embedding import MINILM_NAME
+from retrieval.store import atomic_write_text
+
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
@@ -35,7 +38,6 @@ if TYPE_CHECKING:  # pragma: no cover
 WEIGHTS_DIR = Path(__file__).resolve().parent / "reader"
 WEIGHTS_FILE = "reader.safetensors"
 META_FILE = "reader.json"
-BASE_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 FROZEN_PREFIXES = ("bert.embeddings.word_embeddings.",)
 DEFAULT_MAX_LENGTH = 384
 DEFAULT_STRIDE = 128
@@ -153,9 +155,7 @@ def window_tokenizer(max_length: int = DEFAULT_MAX_LENGTH, stride: int = DEFAULT
 def trainable_state(model: Any) -> dict[str, torch.Tensor]:
     """The parameters fine-tuning changes: everything but the frozen word embeddings."""
     return {
-        k: v.detach()
-        for k, v in model.state_dict().items()
-        if not k.startswith(FROZEN_PREFIXES) and not k.endswith("position_ids")
+        k: v.detach() for k, v in model.state_dict().items() if not k.startswith(FROZEN_PREFIXES)
     }
 
 
@@ -170,12 +170,10 @@ def save_weights(model: Any, out_dir: str | Path, meta: dict[str, Any]) -> Path:
         k: v.to(torch.float16).contiguous().clone() for k, v in trainable_state(model).items()
     }
     tmp = out / (WEIGHTS_FILE + ".tmp")
-    save_file(tensors, str(tmp), metadata={"base_model": BASE_MODEL_NAME})
+    save_file(tensors, str(tmp), metadata={"base_model": MINILM_NAME})
     os.chmod(tmp, 0o644)
     os.replace(tmp, out / WEIGHTS_FILE)
-    tmp_meta = out / (META_FILE + ".tmp")
-    tmp_meta.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp_meta, out / META_FILE)
+    atomic_write_text(out / META_FILE, json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return out / WEIGHTS_FILE
 
 
@@ -357,8 +355,6 @@ class SpanReader:
         chosen = self.choose_variant()
         record = {"signature": signature, "variant": chosen, "variant_ms": self.meta["variant_ms"]}
         try:
-            from retrieval.store import atomic_write_text
-
             cache.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_text(cache, json.dumps(record, indent=2) + "\n")
         except OSError:  # a read-only home: measure again next time

@@ -39,8 +39,8 @@ from typing import Any
 import numpy as np
 
 from retrieval.bench import exact_match, f1_score
+from retrieval.embedding import MINILM_NAME
 from retrieval.reader import (
-    BASE_MODEL_NAME,
     FROZEN_PREFIXES,
     WEIGHTS_DIR,
     SpanReader,
@@ -354,7 +354,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def meta(extra: dict[str, Any]) -> dict[str, Any]:
         return {
-            "base_model": BASE_MODEL_NAME,
+            "base_model": MINILM_NAME,
             "max_length": args.max_length,
             "stride": args.stride,
             "steps": step,
