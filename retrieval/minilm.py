@@ -151,9 +151,9 @@ class BertShape:
     @classmethod
     def of_package(cls) -> BertShape:
         config = json.loads((model_path() / "config.json").read_text())
-        if config.get("hidden_act", "gelu") != "gelu" or config.get(
-            "position_embedding_type", "absolute"
-        ) != ("absolute"):
+        activation = config.get("hidden_act", "gelu")
+        positions = config.get("position_embedding_type", "absolute")
+        if (activation, positions) != ("gelu", "absolute"):
             raise ValueError("the packaged model is not the plain BERT this encoder runs")
         names = cls.__dataclass_fields__
         return cls(**{key: value for key, value in config.items() if key in names})
