@@ -282,17 +282,15 @@ def load_encoder() -> BertEncoder:
     """The packaged all-MiniLM-L6-v2 encoder in float32, eval mode."""
     from safetensors.torch import load_file
 
-    # Built without memory ("meta" tensors), then handed the loaded weights as they
-    # are: initializing 22 M parameters at random only to overwrite them costs a
-    # tenth of a second per model at every start.
-    with torch.device("meta"):
-        encoder = BertEncoder(BertShape.of_package())
+    # Not built on torch's "meta" device to skip the random initialization: that
+    # imports torch's reference-op machinery, seconds of every cold start.
+    encoder = BertEncoder(BertShape.of_package())
     weights = {
         name: tensor
         for name, tensor in load_file(str(model_path() / "model.safetensors")).items()
         if not name.startswith("pooler.") and not name.endswith("_ids")
     }
-    encoder.load_state_dict(weights, strict=True, assign=True)
+    encoder.load_state_dict(weights, strict=True)
     return encoder.eval()
 
 
