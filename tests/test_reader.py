@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 
 from retrieval.reader import WEIGHTS_DIR, WEIGHTS_FILE, ReadSpan, SpanReader, best_span
-from retrieval.training import examples, split_articles
+from retrieval.training import (
+    examples,
+    impossible_count,
+    impossible_examples,
+    split_articles,
+    split_same_topic,
+    training_precision,
+)
 
 # --- best_span: hand-computed cases ---------------------------------------------------------
 
@@ -186,6 +193,66 @@ def test_hard_negatives_pair_the_question_with_another_paragraph():
         assert e.context != art["paragraphs"][int(owner)]["context"]
         assert e.answer_text == ""
     assert examples([art], negatives=0.0) == pos
+
+
+def _with_impossible(article: dict, per_paragraph: int) -> dict:
+    """A SQuAD 2.0-style copy: `per_paragraph` unanswerable questions added to each paragraph."""
+    paragraphs = []
+    for p, para in enumerate(article["paragraphs"]):
+        extra = [
+            {
+                "id": f"{article['title']}-{p}-x{k}",
+                "question": f"Which colour does paragraph {p} mention?",
+                "answers": [],
+                "is_impossible": True,
+            }
+            for k in range(per_paragraph)
+        ]
+        paragraphs.append({"context": para["context"], "qas": para["qas"] + extra})
+    return {"title": article["title"], "paragraphs": paragraphs}
+
+
+def test_impossible_questions_point_at_cls_with_their_own_paragraph():
+    art = _with_impossible(_article("D", 3, 2), 2)
+    exs = impossible_examples([art])
+    assert len(exs) == 6
+    for e in exs:
+        paragraph = int(e.qid.split("-")[1])
+        assert e.context == art["paragraphs"][paragraph]["context"]
+        assert (e.answer_start, e.answer_text, e.answers) == (-1, "", ())
+        assert "colour" in e.question
+
+
+def test_same_topic_split_holds_out_whole_articles_with_enough_questions(monkeypatch):
+    import retrieval.training as training
+
+    monkeypatch.setattr(training, "SAME_TOPIC_HELD_OUT", 10)
+    arts = [_with_impossible(_article(f"S{i}", 2, 1), 2) for i in range(8)]  # 4 each
+    train, held = split_same_topic(arts)
+    assert len(held) == 3  # 4 + 4 < 10 <= 12
+    assert sum(impossible_count(a) for a in held) >= 10
+    assert not {a["title"] for a in train} & {a["title"] for a in held}
+    assert len(train) + len(held) == 8
+    again = split_same_topic(list(reversed(arts)))[1]
+    assert sorted(a["title"] for a in again) == sorted(a["title"] for a in held)
+
+
+def test_training_precision_follows_the_request_or_the_cpu_flags(monkeypatch, tmp_path):
+    import retrieval.training as training
+
+    assert training_precision("fp32") == "fp32"
+    assert training_precision("bf16") == "bf16"
+    cpuinfo = tmp_path / "cpuinfo"
+    real_path = training.Path
+
+    def fake_path(name):
+        return cpuinfo if name == "/proc/cpuinfo" else real_path(name)
+
+    monkeypatch.setattr(training, "Path", fake_path)
+    cpuinfo.write_text("flags\t: fpu avx2 avx512f avx512_bf16\n")
+    assert training_precision("auto") == "bf16"
+    cpuinfo.write_text("flags\t: fpu avx2 fma\n")
+    assert training_precision("auto") == "fp32"
 
 
 def test_featurize_labels_point_at_the_answer_tokens(tokenizer):
