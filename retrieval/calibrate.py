@@ -3,7 +3,8 @@
 The tune half's articles are split in two: part A is indexed, part B is not.
 Part A's questions give answerable examples; part B's questions are about
 articles outside the index (they should get no answer), and the SQuAD 2.0 tune
-questions marked impossible are about part A's own articles (the hard case).
+questions marked impossible are about part A's own articles (the hard case); never
+those of articles whose impossible questions the reader was trained on.
 Two logistic regressions are fitted on the evidence of every read span:
 `selection` (is this span the answer?) and `answerability` (does the index
 answer this question at all?, the confidence the answerer shows), and the
@@ -20,13 +21,16 @@ import logging
 import random
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from retrieval.answering import CALIBRATION_FILE, Calibration, evidence_confidence
+from retrieval.articles import Article
 from retrieval.bench import Question, f1_score, sample, squad_articles, squad_questions
+from retrieval.reader import META_FILE, WEIGHTS_DIR
 from retrieval.store import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -95,6 +99,52 @@ def collect(engine, questions: Sequence[Question], top_k: int) -> list[list[tupl
     return gathered
 
 
+@dataclass(frozen=True)
+class CalibrationSet:
+    """What `make calibrate` indexes and asks."""
+
+    indexed: list[Article]  # part A
+    answerable: list[Question]  # about part A
+    outside: list[Question]  # about part B, which is not indexed
+    same_topic: list[Question]  # SQuAD 2.0 unanswerable, about part A articles
+    same_topic_articles: list[str]
+
+
+def calibration_questions(
+    tune: Path, tune2: Path, limit: int, seed: int, trained: Collection[str] = ()
+) -> CalibrationSet:
+    """Part A: the SQuAD 2.0 articles and a few others; part B: the rest of the tune half.
+
+    The same-topic questions come from part A's SQuAD 2.0 articles, except those in
+    `trained`: the articles whose unanswerable questions the reader was trained on
+    (``reader.json``'s ``same_topic_articles``, when trained with ``--same-topic``).
+    """
+    articles, where = squad_articles([tune])
+    hard_topics = {a.title for a in squad_articles([tune2])[0]}
+    rest = [a for a in articles if a.title not in hard_topics]
+    random.Random(seed).shuffle(rest)
+    part_a = [a for a in articles if a.title in hard_topics] + rest[: max(0, len(rest) // 2 - 4)]
+    part_b = [a for a in articles if a not in part_a]
+    answerable, _ = squad_questions(tune, part_a, where)
+    answerable = sample([q for q in answerable if q.golds], limit, seed)
+    outside_all, _ = squad_questions(tune, part_b, where)
+    # Questions with gold spans in part B: part A's come back without any.
+    outside = sample([q for q in outside_all if q.golds], limit, seed)
+    unseen = [
+        a
+        for a in part_a
+        if a.title in hard_topics and a.source.removeprefix("squad:") not in set(trained)
+    ]
+    _, same_topic = squad_questions(tune2, unseen, where)
+    return CalibrationSet(
+        part_a,
+        answerable,
+        outside,
+        sample(same_topic, limit, seed),
+        sorted(a.source.removeprefix("squad:") for a in unseen),
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m retrieval.calibrate", description=__doc__)
     parser.add_argument("--data", default="../shared/data", help="folder of the SQuAD files")
@@ -112,19 +162,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     from retrieval.qa import QAEngine
 
     started = time.perf_counter()
-    articles, where = squad_articles([tune])
-    hard_topics = {a.title for a in squad_articles([tune2])[0]}
-    rest = [a for a in articles if a.title not in hard_topics]
-    random.Random(args.seed).shuffle(rest)
-    part_a = [a for a in articles if a.title in hard_topics] + rest[: len(rest) // 2 - 4]
-    part_b = [a for a in articles if a not in part_a]
-    answerable, _ = squad_questions(tune, part_a, where)
-    answerable = sample([q for q in answerable if q.golds], args.limit, args.seed)
-    outside_all, _ = squad_questions(tune, part_b, where)
-    # Questions with gold spans in part B: part A's come back without any.
-    outside = sample([q for q in outside_all if q.golds], args.limit, args.seed)
-    _, same_topic = squad_questions(tune2, part_a, where)
-    same_topic = sample(same_topic, args.limit, args.seed)
+    meta = json.loads((WEIGHTS_DIR / META_FILE).read_text(encoding="utf-8"))
+    trained = meta.get("same_topic_articles", [])
+    plan = calibration_questions(tune, tune2, args.limit, args.seed, trained)
+    part_a, answerable, outside, same_topic = (
+        plan.indexed,
+        plan.answerable,
+        plan.outside,
+        plan.same_topic,
+    )
     log.info("index %d tune articles; %d answerable, %d outside, %d same-topic questions",
              len(part_a), len(answerable), len(outside), len(same_topic))  # fmt: skip
 
@@ -181,6 +227,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "fitted_on": {
             "data": "squad-dev-tune.json and squad2-dev-tune.json (tune half only)",
             "indexed_articles": len(part_a),
+            "same_topic_articles": plan.same_topic_articles,
             "questions": {name: len(q) for name, q in kinds.items()},
             "evidence_auc_outside": round(roc_auc(evidence("answerable"), evidence("outside")), 4),
             "evidence_auc_same_topic": round(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
-from retrieval.calibrate import best_threshold, fit_logistic
+from retrieval.calibrate import best_threshold, calibration_questions, fit_logistic
 
 
 def test_logistic_fit_separates_and_applies_to_raw_features():
@@ -27,3 +29,51 @@ def test_threshold_balances_answering_and_refusing():
     answered = np.mean([s >= t for s in answerable])
     refused = np.mean([s < t for s in unanswerable])
     assert min(answered, refused) == 0.8
+
+
+def _squad_file(path, titles, impossible_per_paragraph=0):
+    data = []
+    for title in titles:
+        paragraphs = []
+        for p in range(2):
+            context = f"{title} paragraph {p} says the count was {p + 3}."
+            qas = [
+                {
+                    "id": f"{title}/{p}/a",
+                    "question": f"What was the count in {title} paragraph {p}?",
+                    "answers": [{"text": str(p + 3), "answer_start": context.index(str(p + 3))}],
+                }
+            ]
+            qas += [
+                {
+                    "id": f"{title}/{p}/x{k}",
+                    "question": f"What was the colour in {title} paragraph {p}?",
+                    "answers": [],
+                    "is_impossible": True,
+                }
+                for k in range(impossible_per_paragraph)
+            ]
+            paragraphs.append({"context": context, "qas": qas})
+        data.append({"title": title, "paragraphs": paragraphs})
+    path.write_text(json.dumps({"version": "test", "data": data}))
+    return path
+
+
+@pytest.mark.parametrize("trained", [[], ["Topic_1", "Topic_2"]])
+def test_calibration_asks_same_topic_questions_the_reader_never_trained_on(tmp_path, trained):
+    titles = [f"Topic_{i}" for i in range(14)]  # underscores: titles differ from sources
+    tune = _squad_file(tmp_path / "v1.json", titles)
+    tune2 = _squad_file(tmp_path / "v2.json", titles[:4], impossible_per_paragraph=2)
+    chosen = calibration_questions(tune, tune2, limit=100, seed=0, trained=trained)
+
+    indexed = {a.source.removeprefix("squad:") for a in chosen.indexed}
+    # the 4 SQuAD 2.0 articles and 10 // 2 - 4 of the 10 others
+    assert set(titles[:4]) <= indexed and len(indexed) == 4 + 1
+    unseen = set(titles[:4]) - set(trained)
+    assert set(chosen.same_topic_articles) == unseen
+    asked = {q.id.split("/")[0] for q in chosen.same_topic}
+    assert asked == unseen and len(chosen.same_topic) == 4 * len(unseen)
+    assert all(not q.golds for q in chosen.same_topic)
+    assert {q.id.split("/")[0] for q in chosen.answerable} == indexed
+    assert {q.id.split("/")[0] for q in chosen.outside} == set(titles) - indexed
+    assert all(q.golds for q in chosen.answerable + chosen.outside)
