@@ -290,7 +290,8 @@ def _atomic_torch_save(obj: Any, path: Path) -> None:
 
 
 def training_precision(requested: str) -> str:
-    """ "bf16" or "fp32"; "auto" asks whether this CPU has native bfloat16 (AVX512-BF16 or AMX)."""
+    """The precision to train in, "bf16" or "fp32"; for "auto", bf16 where the CPU has native
+    bfloat16 (AVX512-BF16 or AMX)."""
     if requested != "auto":
         return requested
     try:
@@ -370,8 +371,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.same_topic:
         same_topic = Path(args.same_topic)
         if not same_topic.is_file():
-            print(f"SQuAD 2.0 data not found: {same_topic} (pass --same-topic '' to skip)",
-                  file=sys.stderr)  # fmt: skip
+            print(f"--same-topic: SQuAD 2.0 data not found: {same_topic}", file=sys.stderr)
             return 2
         validation = {a["title"] for a in val_articles}
         trained, _ = split_same_topic(load_articles(same_topic))

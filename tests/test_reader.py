@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -235,6 +236,18 @@ def test_same_topic_split_holds_out_whole_articles_with_enough_questions(monkeyp
     assert len(train) + len(held) == 8
     again = split_same_topic(list(reversed(arts)))[1]
     assert sorted(a["title"] for a in again) == sorted(a["title"] for a in held)
+
+
+def test_training_says_which_data_file_is_missing(tmp_path, capsys):
+    from retrieval.training import main
+
+    assert main(["--data", str(tmp_path / "nowhere.json")]) == 2
+    assert f"training data not found: {tmp_path / 'nowhere.json'}" in capsys.readouterr().err
+    tune = tmp_path / "tune.json"
+    tune.write_text(json.dumps({"data": [_article(f"E{i}", 2, 1) for i in range(6)]}))
+    missing = tmp_path / "squad2.json"
+    assert main(["--data", str(tune), "--same-topic", str(missing), "--no-save"]) == 2
+    assert f"--same-topic: SQuAD 2.0 data not found: {missing}" in capsys.readouterr().err
 
 
 def test_training_precision_follows_the_request_or_the_cpu_flags(monkeypatch, tmp_path):
