@@ -11,7 +11,6 @@ below the threshold the caller says "not in these articles".
 
 from __future__ import annotations
 
-import bisect
 import json
 import math
 import re
@@ -22,7 +21,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from retrieval.search import Hit
+from retrieval.search import Hit, chunks_of_sentences
 from retrieval.store import StoredIndex
 from retrieval.text import STOPWORDS, content_stems, stem, word_spans
 
@@ -362,30 +361,19 @@ class Answerer:
         self.calibration = calibration or Calibration.load()
         self.read_passages = read_passages
         self._stems: list[frozenset[str]] = []
-        self._rows: dict[str, list[int]] = {}
-        for row, sentence in enumerate(index.sentences):
+        for sentence in index.sentences:
             text = index.articles[sentence.article_id].text[sentence.start : sentence.end]
             self._stems.append(frozenset(content_stems(text)))
-            self._rows.setdefault(sentence.article_id, []).append(row)
-        self._starts = {
-            article: [index.sentences[row].start for row in rows]
-            for article, rows in self._rows.items()
-        }
+        # Which sentences each passage touches: the search's sentence -> passage map, turned round.
+        self._sentences_of: dict[str, list[int]] = {}
+        for row, chunk_rows in enumerate(chunks_of_sentences(index)):
+            for chunk_row in chunk_rows:
+                self._sentences_of.setdefault(index.chunks[chunk_row].id, []).append(row)
         self._vocabulary: frozenset[str] = frozenset().union(*self._stems)
 
     def _rows_in(self, hit: Hit) -> list[int]:
         """Rows of the sentences that overlap the hit's passage, whole even if it cuts them."""
-        rows = self._rows.get(hit.article.id, [])
-        starts = self._starts.get(hit.article.id, [])
-        first = max(0, bisect.bisect_right(starts, hit.chunk.start) - 1)
-        found = []
-        for row in rows[first:]:
-            sentence = self.index.sentences[row]
-            if sentence.start >= hit.chunk.end:
-                break
-            if sentence.end > hit.chunk.start:
-                found.append(row)
-        return found
+        return self._sentences_of.get(hit.chunk.id, [])
 
     def score_sentences(
         self,
