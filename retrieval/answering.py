@@ -354,6 +354,7 @@ class Answerer:
         reader: Reader | None = None,
         calibration: Calibration | None = None,
         read_passages: int = 3,
+        sentence_chunks: Sequence[tuple[int, ...]] | None = None,
     ) -> None:
         self.index = index
         self.idf = idf
@@ -366,7 +367,9 @@ class Answerer:
             self._stems.append(frozenset(content_stems(text)))
         # Which sentences each passage touches: the search's sentence -> passage map, turned round.
         self._sentences_of: dict[str, list[int]] = {}
-        for row, chunk_rows in enumerate(chunks_of_sentences(index)):
+        if sentence_chunks is None:  # the searcher's, when it has been worked out already
+            sentence_chunks = chunks_of_sentences(index)
+        for row, chunk_rows in enumerate(sentence_chunks):
             for chunk_row in chunk_rows:
                 self._sentences_of.setdefault(index.chunks[chunk_row].id, []).append(row)
         self._vocabulary: frozenset[str] = frozenset().union(*self._stems)

@@ -98,6 +98,11 @@ def squad_articles(files: Sequence[str | Path]) -> tuple[list[Article], dict[tup
     return articles, where
 
 
+def squad_title(article: Article) -> str:
+    """The SQuAD title an article was made from (its display title has spaces for "_")."""
+    return article.source.removeprefix("squad:")
+
+
 def squad_questions(
     path: str | Path, articles: Sequence[Article], where: dict[tuple[str, str], int]
 ) -> tuple[list[Question], list[Question]]:
@@ -107,7 +112,7 @@ def squad_questions(
     article is among `articles`; unanswerable ones only for `articles`, since they are
     the "same topic" kind: about an indexed article that does not hold the answer.
     """
-    by_title = {a.source.removeprefix("squad:"): a for a in articles}
+    by_title = {squad_title(a): a for a in articles}
     answerable: list[Question] = []
     impossible: list[Question] = []
     for entry in read_squad(path):
@@ -286,7 +291,7 @@ def evaluate(
     same_topic = sample(impossible, limit, seed)
     outside: list[Question] = []
     if unanswerable_file is not None:
-        indexed = {a.source.removeprefix("squad:") for a in articles}
+        indexed = {squad_title(a) for a in articles}
         if any(e["title"] in indexed for e in read_squad(unanswerable_file)):
             raise UserError("--unanswerable must be about articles that are not in --articles")
         unanswerable, _ = squad_questions(unanswerable_file, [], {})

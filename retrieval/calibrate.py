@@ -29,8 +29,15 @@ import numpy as np
 
 from retrieval.answering import CALIBRATION_FILE, Calibration, evidence_confidence
 from retrieval.articles import Article
-from retrieval.bench import Question, f1_score, sample, squad_articles, squad_questions
-from retrieval.reader import META_FILE, WEIGHTS_DIR
+from retrieval.bench import (
+    Question,
+    f1_score,
+    sample,
+    squad_articles,
+    squad_questions,
+    squad_title,
+)
+from retrieval.reader import read_meta
 from retrieval.store import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -130,18 +137,15 @@ def calibration_questions(
     outside_all, _ = squad_questions(tune, part_b, where)
     # Questions with gold spans in part B: part A's come back without any.
     outside = sample([q for q in outside_all if q.golds], limit, seed)
-    unseen = [
-        a
-        for a in part_a
-        if a.title in hard_topics and a.source.removeprefix("squad:") not in set(trained)
-    ]
+    trained = set(trained)
+    unseen = [a for a in part_a if a.title in hard_topics and squad_title(a) not in trained]
     _, same_topic = squad_questions(tune2, unseen, where)
     return CalibrationSet(
         part_a,
         answerable,
         outside,
         sample(same_topic, limit, seed),
-        sorted(a.source.removeprefix("squad:") for a in unseen),
+        sorted(squad_title(a) for a in unseen),
     )
 
 
@@ -162,24 +166,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     from retrieval.qa import QAEngine
 
     started = time.perf_counter()
-    meta = json.loads((WEIGHTS_DIR / META_FILE).read_text(encoding="utf-8"))
-    trained = meta.get("same_topic_articles", [])
+    trained = read_meta().get("same_topic_articles", [])
     plan = calibration_questions(tune, tune2, args.limit, args.seed, trained)
-    part_a, answerable, outside, same_topic = (
-        plan.indexed,
-        plan.answerable,
-        plan.outside,
-        plan.same_topic,
-    )
     log.info("index %d tune articles; %d answerable, %d outside, %d same-topic questions",
-             len(part_a), len(answerable), len(outside), len(same_topic))  # fmt: skip
+             len(plan.indexed), len(plan.answerable), len(plan.outside),
+             len(plan.same_topic))  # fmt: skip
 
     with tempfile.TemporaryDirectory(prefix="article-qa-calibrate-") as scratch:
-        build_index_from_articles(part_a, Path(scratch) / "index")
+        build_index_from_articles(plan.indexed, Path(scratch) / "index")
         engine = QAEngine.open(Path(scratch) / "index")
         kinds = {}
-        for name, questions in (("answerable", answerable), ("outside", outside),
-                                ("same_topic", same_topic)):  # fmt: skip
+        for name, questions in (("answerable", plan.answerable), ("outside", plan.outside),
+                                ("same_topic", plan.same_topic)):  # fmt: skip
             kinds[name] = collect(engine, tqdm(questions, desc=name, leave=False), top_k=5)
 
     # Selection: which of a question's read spans is right (F1 >= 0.5 with a gold answer).
@@ -226,7 +224,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "threshold": threshold,
         "fitted_on": {
             "data": "squad-dev-tune.json and squad2-dev-tune.json (tune half only)",
-            "indexed_articles": len(part_a),
+            "indexed_articles": len(plan.indexed),
             "same_topic_articles": plan.same_topic_articles,
             "questions": {name: len(q) for name, q in kinds.items()},
             "evidence_auc_outside": round(roc_auc(evidence("answerable"), evidence("outside")), 4),

@@ -147,7 +147,7 @@ class QAEngine:
         self.embedder = embedder
         self.searcher = Searcher(index, embedder)
         idf = idf_table([content_stems(chunk.text) for chunk in index.chunks])
-        self.answerer = Answerer(index, idf, reader)
+        self.answerer = Answerer(index, idf, reader, sentence_chunks=self.searcher.sentence_chunks)
         self.default_threshold = shipped_threshold(index.manifest.model, self.answerer.calibration)
 
     @classmethod

@@ -185,6 +185,12 @@ def variant_cache_path() -> Path:
     return Path(base) / "article-qa" / "reader-variant.json"
 
 
+def read_meta(folder: str | Path = WEIGHTS_DIR) -> dict[str, Any]:
+    """What ``reader.json`` says of the weights in `folder` (empty when there is none)."""
+    path = Path(folder) / META_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
 def machine_signature() -> str:
     """What the speed of a variant depends on: processor, its flags, torch build, threads."""
     import hashlib
@@ -256,10 +262,7 @@ class SpanReader:
 
         if num_threads:
             torch.set_num_threads(num_threads)
-        meta: dict[str, Any] = {}
-        meta_path = folder / META_FILE
-        if meta_path.is_file():
-            meta = json.loads(meta_path.read_text())
+        meta = read_meta(folder)
         model = build_model()
         saved = load_file(str(weights))
         expected = trainable_state(model)

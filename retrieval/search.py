@@ -70,7 +70,7 @@ class Searcher:
         self.sentence_faiss = faiss.IndexFlatIP(index.manifest.dimension)
         if len(index.sentence_vectors):
             self.sentence_faiss.add(np.ascontiguousarray(index.sentence_vectors, dtype=np.float32))
-        self._sentence_chunks = chunks_of_sentences(index)
+        self.sentence_chunks = chunks_of_sentences(index)
         self._stemmer = lexical_tokenizer()
         self.bm25 = bm25s.BM25()
         # The title goes with every passage: questions name the subject of the whole
@@ -103,7 +103,7 @@ class Searcher:
         for row_ids, row_scores in zip(ids, scores, strict=True):
             best: dict[int, float] = {}
             for sentence, score in zip(row_ids, row_scores, strict=True):
-                for chunk in self._sentence_chunks[sentence] if sentence >= 0 else ():
+                for chunk in self.sentence_chunks[sentence] if sentence >= 0 else ():
                     best.setdefault(chunk, float(score))
             ranked.append(best)
         return ranked
