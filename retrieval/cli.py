@@ -40,7 +40,24 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON f
 
 
 class FriendlyGroup(click.Group):
-    """Turns the library's `UserError` into a one-line message and exit code 1."""
+    """Turns the library's `UserError` and usage mistakes into a one-line message and exit 1."""
+
+    def main(self, *args, standalone_mode: bool = True, **kwargs):  # type: ignore[override]
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except click.UsageError as error:
+            where = error.ctx.command_path if error.ctx else "article-qa"
+            click.echo(f"error: {error.format_message()} (see '{where} --help')", err=True)
+            sys.exit(1)
+        except click.ClickException as error:
+            click.echo(f"error: {error.format_message()}", err=True)
+            sys.exit(1)
+        except click.Abort:
+            click.echo("error: aborted", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
 
     def invoke(self, ctx: click.Context):
         try:
@@ -50,7 +67,7 @@ class FriendlyGroup(click.Group):
             sys.exit(1)
 
 
-@click.group(cls=FriendlyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group("article-qa", cls=FriendlyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", is_flag=True, help="Show what the library is doing.")
 @click.version_option(package_name="article-qa")
 def main(verbose: bool) -> None:
@@ -262,7 +279,12 @@ def chat(index_dir: Path, top_k: int, threshold: float | None, as_json: bool) ->
 @index_option
 @json_option
 def articles(index_dir: Path, as_json: bool) -> None:
-    """List the indexed articles: id, title, source and number of chunks."""
+    """List the indexed articles: id, title, source and number of chunks.
+
+    \b
+    Example:
+      article-qa articles --json
+    """
     from retrieval.store import load_index
 
     index = load_index(index_dir)
@@ -285,7 +307,12 @@ def articles(index_dir: Path, as_json: bool) -> None:
 @json_option
 @click.argument("article_id")
 def show(index_dir: Path, as_json: bool, article_id: str) -> None:
-    """Print the cleaned text of the article ARTICLE_ID (a unique prefix is enough)."""
+    """Print the cleaned text of the article ARTICLE_ID (a unique prefix is enough).
+
+    \b
+    Example:
+      article-qa show 14b4c77d        # ids come from `article-qa articles`
+    """
     from retrieval.store import load_index
 
     index = load_index(index_dir)
@@ -334,9 +361,19 @@ def _write_report(path: Path, payload: dict) -> None:
 @click.option(
     "--questions",
     "questions_file",
-    required=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="SQuAD 1.1 or 2.0 json whose questions are asked.",
+    help="SQuAD 1.1 or 2.0 json, or a natural-question file, whose questions are asked.",
+)
+@click.option(
+    "--natural",
+    is_flag=True,
+    help="Ask the shipped natural-question set (questions in a reader's own words).",
+)
+@click.option(
+    "--split",
+    default="all",
+    show_default=True,
+    help="Part of a natural-question file: held-out (from every fit), fit, or all.",
 )
 @click.option(
     "--unanswerable",
@@ -356,7 +393,9 @@ def _write_report(path: Path, payload: dict) -> None:
 )
 def eval_command(
     articles_files: tuple[Path, ...],
-    questions_file: Path,
+    questions_file: Path | None,
+    natural: bool,
+    split: str,
     unanswerable_file: Path | None,
     limit: int | None,
     seed: int,
@@ -368,16 +407,26 @@ def eval_command(
 
     The articles are indexed into a temporary index with the normal build code;
     the hybrid system and the dense and BM25 baselines answer the same questions.
+    The system's row is also split by how many of the question's words the
+    answer's sentence holds (low: at most 30 %). `right` is the share answered at
+    the line with a right short span (F1 >= 0.5).
 
     \b
-    Example:
+    Examples:
       article-qa eval --articles ../shared/data/squad-dev-tune.json \\
         --articles ../shared/data/squad-dev-test.json \\
         --questions ../shared/data/squad-dev-test.json --limit 2000 --json bench.json
+      article-qa eval --articles ../shared/data/squad-dev-tune.json \\
+        --articles ../shared/data/squad-dev-test.json --natural --split held-out
     """
     from tqdm import tqdm
 
     from retrieval.bench import evaluate, format_table
+    from retrieval.bench.natural import NATURAL_FILE
+
+    if natural == (questions_file is not None):
+        raise UserError("give either --questions FILE or --natural")
+    questions_file = NATURAL_FILE if natural else questions_file
 
     bars: dict[str, tqdm] = {}
 
@@ -399,6 +448,7 @@ def eval_command(
             top_k=top_k,
             threshold=threshold,
             progress=progress,
+            split=split,
         )
     finally:
         for bar in bars.values():
@@ -453,7 +503,12 @@ def status(corpus: tuple[Path, ...], index_dir: Path, as_json: bool) -> None:
 @index_option
 @json_option
 def feedback(index_dir: Path, as_json: bool) -> None:
-    """Print the ratings given on the page (kept in the index folder across rebuilds)."""
+    """Print the ratings given on the page (kept in the index folder across rebuilds).
+
+    \b
+    Example:
+      article-qa feedback --json
+    """
     from retrieval.feedback import read_feedback
 
     records = read_feedback(index_dir)

@@ -36,6 +36,29 @@ def test_help_teaches_with_an_example(runner):
         assert command in result.output
 
 
+@pytest.mark.parametrize("command", sorted(main.commands))
+def test_every_command_help_has_an_example(runner, command):
+    result = runner.invoke(main, [command, "--help"])
+    assert result.exit_code == 0
+    assert "Example" in result.output and "article-qa " + command in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["ask"], "error: Missing argument 'QUESTION'. (see 'article-qa ask --help')"),
+        (["ask", "--top-k", "x", "q"], "error: Invalid value for '--top-k'"),
+        (["nope"], "error: No such command 'nope'. (see 'article-qa --help')"),
+        (["eval", "--articles", "a.json"], "error: give either --questions FILE or --natural"),
+    ],
+)
+def test_usage_mistakes_are_one_line_with_exit_code_1(runner, args, message):
+    result = runner.invoke(main, args)
+    assert result.exit_code == 1
+    assert result.output.strip().startswith(message)
+    assert len(result.output.strip().splitlines()) == 1
+
+
 def test_build_prints_a_summary_and_skips_bad_files(tmp_path, runner):
     corpus = write_corpus(tmp_path / "corpus")
     (corpus / "empty.txt").write_text("")
