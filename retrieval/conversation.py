@@ -16,10 +16,20 @@ from dataclasses import dataclass
 
 from retrieval.text import STOPWORDS, content_stems, words
 
-_REFERRING = {
-    "it", "its", "he", "him", "his", "she", "her", "hers", "they", "them", "their", "theirs",
-    "there", "this", "these", "those", "then", "one", "ones",
+# Words that point at a person or a place named earlier: they lean on the earlier turn
+# even when the question names other things ("When did he win the race?").
+_POINTING = {
+    "he", "him", "his", "she", "her", "hers", "they", "them", "their", "theirs", "there", "then",
 }  # fmt: skip
+# Words that may point at a thing, or be empty ("How long did it take the runner...?"):
+# they lean on the earlier turn only when the question names no subject of its own.
+_THING_WORDS = {"it", "its", "this", "these", "those", "one", "ones"}
+# "Is there..." / "there are...": no place at all.
+_EXISTENTIAL = re.compile(
+    r"\b(is|are|was|were|will|be)\s+there\b|\bthere\s+(is|are|was|were|be|will|has|have)\b",
+    re.IGNORECASE,
+)
+_OWN_SUBJECT = re.compile(r"\b(?:the|a|an)\s+(?P<noun>[\w'-]+)", re.IGNORECASE)
 _ELLIPSIS = re.compile(r"^\s*(and\s+)?(what|how)\s+about\b\s*(?P<rest>.*?)[?.!\s]*$", re.IGNORECASE)
 
 
@@ -67,10 +77,7 @@ def resolve_followup(question: str, history: Sequence[Turn]) -> ResolvedQuestion
         else:
             asked = f"{last.question.rstrip(' ?')} {subject}?"
         return ResolvedQuestion(question, asked, "", last.article_id)
-    tokens = [w.lower() for w in words(question)]
-    refers = any(token in _REFERRING for token in tokens)
-    elliptical = len(content_stems(question)) <= 1
-    if not (refers or elliptical):
+    if not leans_on_earlier_turn(question):
         return ResolvedQuestion(question, question, "")
     asked = substitute_references(question, history)
     # The latest question and its answer; not the answer's whole sentence, which would
@@ -79,6 +86,31 @@ def resolve_followup(question: str, history: Sequence[Turn]) -> ResolvedQuestion
     if last.answer:
         context_parts.append(last.answer)
     return ResolvedQuestion(question, asked, " ".join(context_parts), last.article_id)
+
+
+def names_own_subject(question: str) -> bool:
+    """Whether the question names what it is about: "the runner", or a name after its first word."""
+    if any(m.group("noun").lower() not in STOPWORDS for m in _OWN_SUBJECT.finditer(question)):
+        return True
+    return any(w[:1].isupper() and w != "I" for w in words(question)[1:])
+
+
+def leans_on_earlier_turn(question: str) -> bool:
+    """A bare pronoun, "there", or too few words of its own: the question is a follow-up.
+
+    A question that names its own subject ("How long did it take the runner to finish
+    the marathon?") starts afresh even with an "it" in it; he/she/they/there always
+    point back.
+    """
+    tokens = [w.lower() for w in words(question)]
+    if len(content_stems(question)) <= 1:
+        return True
+    pointing = {t for t in tokens if t in _POINTING}
+    if "there" in pointing and _EXISTENTIAL.search(question):
+        pointing.discard("there")
+    if pointing:
+        return True
+    return any(t in _THING_WORDS for t in tokens) and not names_own_subject(question)
 
 
 _TOPIC = re.compile(r"\b(?:the|this|that|a|an)\s+((?:[\w'-]+\s+){0,2}[\w'-]+)", re.IGNORECASE)
@@ -131,16 +163,28 @@ def _topic(question: str) -> str | None:
 
 
 def _name(turns: Sequence[Turn]) -> tuple[str | None, str | None]:
-    """The latest capitalized answer that reads like a name, and the latest like a place."""
+    """The latest answer that is a person, and the latest that is a place.
+
+    The question that got the answer says which it is ("Who…?" a person, "Where…?"
+    a place); an answer to another kind of question counts only when it is a
+    capitalized name, as a place after "in/at/to/from/near", else as a person.
+    """
+    from retrieval.answering import expected_type
+
     person = place = None
     for turn in reversed(turns):
         answer = (turn.answer or "").strip()
-        if not answer or not answer[0].isupper() or len(answer.split()) > 5:
+        if not answer or len(answer.split()) > 5:
             continue
-        sentence = turn.sentence or ""
-        at = sentence.find(answer)
-        cue = sentence[:at].split()[-1].lower() if at > 0 and sentence[:at].split() else ""
-        if cue in {"in", "at", "to", "from", "near"}:
+        kind = expected_type(turn.question)
+        if kind not in {"person", "place"}:
+            if not answer[0].isupper() or kind in {"number", "date"}:
+                continue
+            sentence = turn.sentence or ""
+            at = sentence.find(answer)
+            cue = sentence[:at].split()[-1].lower() if at > 0 and sentence[:at].split() else ""
+            kind = "place" if cue in {"in", "at", "to", "from", "near"} else "person"
+        if kind == "place":
             place = place or answer
         else:
             person = person or answer

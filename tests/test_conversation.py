@@ -56,3 +56,49 @@ def test_what_about_without_a_topic_adds_the_subject():
     assert resolve_followup("What about Syria?", [turn]).asked == (
         "Which rivers flood most often Syria?"
     )
+
+
+def test_question_naming_its_own_subject_starts_afresh_despite_an_empty_it():
+    resolved = resolve_followup("How long did it take the runner to finish the marathon?", [FIRST])
+    assert not resolved.is_followup
+    assert resolved.asked == "How long did it take the runner to finish the marathon?"
+
+
+def test_bare_it_without_a_subject_of_its_own_is_a_follow_up():
+    assert resolve_followup("How much did it cost?", [FIRST]).is_followup
+
+
+def test_person_pronoun_leans_on_the_earlier_turn_even_beside_a_subject():
+    turn = Turn(question="Who won the race?", answer="Alma Reyes")
+    assert resolve_followup("How much prize money did he get for the win?", [turn]).is_followup
+
+
+def test_existential_there_is_not_a_place():
+    resolved = resolve_followup("Were there any protests against the festival plan?", [FIRST])
+    assert not resolved.is_followup
+
+
+def test_references_resolve_by_kind_of_the_earlier_question():
+    history = [
+        Turn(question="Who runs the merged bakery company?", answer="Annelies de Wit"),
+        Turn(question="Where will the bakery group be based?", answer="Utrecht"),
+        Turn(question="Who won the Rotterdam race?", answer="Daniel Kiprotich"),
+        Turn(question="How long did the winner take?", answer="2:05:41"),
+    ]
+    assert resolve_followup("How much prize money did he get?", history).asked == (
+        "How much prize money did Daniel Kiprotich get?"
+    )
+    assert resolve_followup("What else happened there?", history).asked == (
+        "What else happened in Utrecht?"
+    )
+
+
+def test_a_who_answer_is_a_person_even_after_a_place_word():
+    turn = Turn(
+        question="Who led the coral reef survey?",
+        answer="Sarah Whitfield",
+        sentence="The divers worked in Sarah Whitfield's team at Ningaloo.",
+    )
+    assert resolve_followup("When is she going back?", [turn]).asked == (
+        "When is Sarah Whitfield going back?"
+    )
