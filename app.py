@@ -345,8 +345,11 @@ def upload_ui(settings: Settings) -> None:
         except UserError as error:
             st.session_state.notices.append(("error", md_escape(str(error))))
             continue
-        verb = "Replaced" if result.replaced else "Saved"
-        saved.append(f"{verb} {md_escape(result.path.name)}")
+        name = md_escape(result.path.name)
+        if result.unchanged:
+            saved.append(f"{name} is already in the corpus, unchanged")
+        else:
+            saved.append(f"{'Replaced' if result.replaced else 'Saved'} {name}")
     if saved:
         st.session_state.notices.append(("info", "  \n".join(saved)))
         build_ui(settings, "Indexing the new articles")

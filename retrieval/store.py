@@ -248,10 +248,20 @@ def _write_jsonl(path: Path, rows: list) -> None:
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Write beside `path`, fsync, then rename over it: readers see old or new, never half."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """`atomic_write_text` for bytes. The file gets the usual mode for new files (0644 under
+    the common umask), not the owner-only mode of a temporary file."""
+    # The temporary name starts with a dot and ends in .tmp, so a corpus scan skips it.
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    umask = os.umask(0)
+    os.umask(umask)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
+        os.fchmod(fd, 0o666 & ~umask)
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, path)

@@ -10,15 +10,13 @@ moment reads the old file or the new one, never half of it.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import tempfile
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
 from retrieval.errors import UserError
+from retrieval.store import atomic_write_bytes
 
 UPLOAD_SUFFIXES = (".txt", ".md", ".html", ".htm")
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
@@ -31,6 +29,7 @@ _UNSAFE_RUN = re.compile(r"-{2,}")
 class SavedUpload:
     path: Path
     replaced: bool  # True when an existing file with other content was overwritten
+    unchanged: bool = False  # True when the same file was already there: nothing was written
 
 
 def safe_filename(filename: str) -> str:
@@ -89,30 +88,15 @@ def save_upload(
     replaced = False
     if target.exists():
         if target.read_bytes() == data:
-            return SavedUpload(target, replaced=False)
+            return SavedUpload(target, replaced=False, unchanged=True)
         if not overwrite:
             raise UserError(
                 f"{name} already exists in {corpus_dir} with different content: "
                 "rename your file, or choose to replace the existing one"
             )
         replaced = True
-    _write_atomically(target, data)
+    atomic_write_bytes(target, data)
     return SavedUpload(target, replaced=replaced)
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    # The temporary name starts with a dot and ends in .tmp, so a corpus scan skips it.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 __all__ = ["MAX_UPLOAD_BYTES", "UPLOAD_SUFFIXES", "SavedUpload", "safe_filename", "save_upload"]

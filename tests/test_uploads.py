@@ -69,11 +69,23 @@ def test_empty_file_is_refused(tmp_path):
         save_upload(tmp_path, "empty.txt", b"  \n")
 
 
-def test_same_content_again_is_fine(tmp_path):
-    save_upload(tmp_path, "harbour.txt", ARTICLE)
+def test_same_content_again_is_fine_and_says_it_was_already_there(tmp_path):
+    first = save_upload(tmp_path, "harbour.txt", ARTICLE)
     again = save_upload(tmp_path, "harbour.txt", ARTICLE)
-    assert again.replaced is False
+    assert first.unchanged is False
+    assert again.replaced is False and again.unchanged is True
     assert again.path.read_bytes() == ARTICLE
+
+
+def test_saved_files_get_the_usual_mode_not_a_temporary_files(tmp_path):
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        saved = save_upload(tmp_path, "harbour.txt", ARTICLE)
+    finally:
+        os.umask(umask)
+    assert saved.path.stat().st_mode & 0o777 == 0o644
 
 
 def test_different_content_under_an_existing_name_is_refused(tmp_path):
