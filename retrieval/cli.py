@@ -67,7 +67,9 @@ class FriendlyGroup(click.Group):
             sys.exit(1)
 
 
-@click.group("article-qa", cls=FriendlyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    "article-qa", cls=FriendlyGroup, context_settings={"help_option_names": ["-h", "--help"]}
+)
 @click.option("-v", "--verbose", is_flag=True, help="Show what the library is doing.")
 @click.version_option(package_name="article-qa")
 def main(verbose: bool) -> None:

@@ -25,6 +25,15 @@ from pathlib import Path
 import numpy as np
 
 from retrieval.articles import Article, article_id
+from retrieval.bench.natural import (
+    LOW_OVERLAP,
+    NaturalQuestion,
+    gold_spans,
+    is_natural_file,
+    load_natural,
+    sentence_of,
+    word_overlap,
+)
 from retrieval.errors import UserError
 from retrieval.search import Hit, Mode
 from retrieval.store import IndexConfig
@@ -139,6 +148,38 @@ def squad_questions(
     return answerable, impossible
 
 
+def natural_squad_questions(
+    questions: Sequence[NaturalQuestion], articles: Sequence[Article]
+) -> tuple[list[Question], list[Question]]:
+    """(answerable, same-topic unanswerable) natural questions about the indexed SQuAD articles.
+
+    A gold span is every occurrence of an answer string in its article.
+    """
+    by_title = {squad_title(a): a for a in articles}
+    answerable: list[Question] = []
+    impossible: list[Question] = []
+    for q in questions:
+        article = by_title.get(q.article) if q.collection == "squad-tune" else None
+        if article is None:
+            continue
+        if not q.answers:
+            impossible.append(Question(q.id, q.text, ()))
+            continue
+        golds = tuple(Gold(article.id, a, b, t) for a, b, t in gold_spans(article, q.answers))
+        answerable.append(Question(q.id, q.text, golds))
+    return answerable, impossible
+
+
+def question_overlap(question: Question, articles: dict[str, Article]) -> float:
+    """How much of the question its answer's sentence holds: the most of any gold's sentence."""
+    best = 0.0
+    for gold in question.golds:
+        text = articles[gold.article_id].text
+        start, end = sentence_of(text, gold.start)
+        best = max(best, word_overlap(question.text, text[start:end]))
+    return best
+
+
 # --- metrics ------------------------------------------------------------------------------------
 
 
@@ -217,6 +258,8 @@ def summarize(outcomes: Sequence[Outcome]) -> dict[str, float]:
         "exact_match": float(np.mean([o.exact for o in outcomes])),
         "f1": float(np.mean([o.f1 for o in outcomes])),
         "answer_rate": float(np.mean([o.answered for o in outcomes])),
+        # Answered at the line with a right short span (SQuAD F1 >= 0.5 with a gold answer).
+        "right": float(np.mean([o.answered and o.f1 >= 0.5 for o in outcomes])),
         "p50_ms": float(np.percentile(times, 50)),
         "p95_ms": float(np.percentile(times, 95)),
     }
@@ -275,8 +318,14 @@ def evaluate(
     threshold: float | None = None,
     progress: Callable[[str, int, int], None] | None = None,
     config: IndexConfig | None = None,
+    split: str = "all",
 ) -> dict:
-    """Run the benchmark; returns the JSON-ready report."""
+    """Run the benchmark; returns the JSON-ready report.
+
+    `questions_file` is a SQuAD file or a natural-question file (`split` picks its
+    held-out or fitted part); the system's answers are also split by how many of
+    the question's words its answer's sentence holds (`question_overlap`).
+    """
     from retrieval.indexing import build_index_from_articles
     from retrieval.qa import QAEngine
 
@@ -284,7 +333,11 @@ def evaluate(
     articles, where = squad_articles(articles_files)
     if not articles:
         raise UserError("the --articles files hold no articles")
-    answerable, impossible = squad_questions(questions_file, articles, where)
+    if is_natural_file(questions_file):
+        natural = load_natural(questions_file, split)
+        answerable, impossible = natural_squad_questions(natural, articles)
+    else:
+        answerable, impossible = squad_questions(questions_file, articles, where)
     asked = sample([q for q in answerable if q.golds], limit, seed)
     if not asked:
         raise UserError(f"no question of {questions_file} is about the --articles articles")
@@ -313,6 +366,14 @@ def evaluate(
                 report(f"ask ({mode})", done, len(asked))
             all_outcomes[mode] = outcomes
             results[mode] = summarize(outcomes)
+        by_id = {a.id: a for a in articles}
+        overlaps = [question_overlap(q, by_id) for q in asked]
+        results["hybrid"]["by_overlap"] = {
+            band: summarize(outcomes)
+            for band, low in (("low", True), ("high", False))
+            if (outcomes := [o for o, x in zip(all_outcomes["hybrid"], overlaps, strict=True)
+                             if (x <= LOW_OVERLAP) == low])
+        }  # fmt: skip
         payload: dict = {
             "system": results["hybrid"],
             "baselines": {"dense": results["dense"], "bm25": results["bm25"]},
@@ -340,6 +401,7 @@ def evaluate(
     payload["config"] = {
         "articles": [str(f) for f in articles_files],
         "questions": str(questions_file),
+        "split": split if is_natural_file(questions_file) else None,
         "unanswerable": str(unanswerable_file) if unanswerable_file else None,
         "limit": limit,
         "seed": seed,
@@ -352,21 +414,30 @@ def evaluate(
     return payload
 
 
-COLUMNS = ("recall@1", "recall@5", "recall@10", "mrr@10", "sentence_accuracy", "exact_match", "f1",
-           "p50_ms", "p95_ms")  # fmt: skip
+COLUMNS = ("questions", "recall@1", "recall@5", "recall@10", "mrr@10", "sentence_accuracy",
+           "exact_match", "f1", "right", "p50_ms", "p95_ms")  # fmt: skip
+
+
+def _cell(column: str, value: float) -> str:
+    if column == "questions":
+        return str(value)
+    return f"{value:.1f}" if column.endswith("_ms") else f"{value:.3f}"
 
 
 def format_table(payload: dict) -> str:
     """The report as a Markdown table, systems as rows, then abstention lines."""
-    rows = [("hybrid (system)", payload["system"])] + [
-        (name, metrics) for name, metrics in payload["baselines"].items()
-    ]
+    overlap = payload["system"].get("by_overlap", {})
+    rows = (
+        [("hybrid (system)", payload["system"])]
+        + [(f"hybrid, {band} word overlap", metrics) for band, metrics in overlap.items()]
+        + [(name, metrics) for name, metrics in payload["baselines"].items()]
+    )
     lines = [
         "| system | " + " | ".join(COLUMNS) + " |",
         "|---|" + "---|" * len(COLUMNS),
     ]
     for name, metrics in rows:
-        cells = [f"{metrics[c]:.1f}" if c.endswith("_ms") else f"{metrics[c]:.3f}" for c in COLUMNS]
+        cells = [_cell(c, metrics[c]) for c in COLUMNS]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     for key, label in (("abstention", "out-of-corpus"), ("abstention_same_topic", "same-topic")):
         if key in payload:
