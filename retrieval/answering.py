@@ -23,7 +23,7 @@ import numpy as np
 
 from retrieval.search import Hit, chunks_of_sentences
 from retrieval.store import StoredIndex
-from retrieval.text import STOPWORDS, content_stems, stem, word_spans
+from retrieval.text import STOPWORDS, content_stems, stem, word_spans, words
 
 if TYPE_CHECKING:
     from retrieval.reader import ReadSpan
@@ -77,10 +77,10 @@ class Calibration:
     """Two logistic models fitted on the tune half (`make calibrate`).
 
     `selection` scores each read span (is it the right answer?) and picks the
-    answer. `answerability`, over the chosen span's evidence and how well the
-    question is matched at all, is the answer's confidence; `threshold` is the
-    confidence that best balances answering part A's questions against refusing
-    part B's: the line the product ships (`qa.shipped_threshold`).
+    answer. `answerability`, over the chosen span's evidence (what the reader says
+    of it, compared across the passages read, and how its sentence matches), is the
+    answer's confidence: the probability that it is right. `threshold` is the line
+    the product ships (`qa.shipped_threshold`), chosen by `make calibrate`.
     """
 
     selection: dict[str, float]
@@ -340,6 +340,27 @@ def choose_span(
     return best, best_score
 
 
+def question_names(question: str) -> set[str]:
+    """The question's names and numbers: capitalized words after its first, and digits."""
+    found = set()
+    for position, word in enumerate(words(question)):
+        if any(ch.isdigit() for ch in word) or (position > 0 and word[:1].isupper()):
+            found.add(word.lower())
+    return found
+
+
+def names_found(names: set[str], passage: str) -> float:
+    """The share of the question's names and numbers that the passage holds (1 when none)."""
+    if not names:
+        return 1.0
+    present = {w.lower() for w in words(passage)}
+    return len(names & present) / len(names)
+
+
+def normalize_span(text: str) -> str:
+    return " ".join(w.lower() for w in words(text) if w.lower() not in {"the", "a", "an"})
+
+
 class Answerer:
     """Turns retrieved passages into one extractive answer with a confidence.
 
@@ -372,7 +393,6 @@ class Answerer:
         for row, chunk_rows in enumerate(sentence_chunks):
             for chunk_row in chunk_rows:
                 self._sentences_of.setdefault(index.chunks[chunk_row].id, []).append(row)
-        self._vocabulary: frozenset[str] = frozenset().union(*self._stems)
 
     def _rows_in(self, hit: Hit) -> list[int]:
         """Rows of the sentences that overlap the hit's passage, whole even if it cuts them."""
@@ -439,33 +459,11 @@ class Answerer:
             candidates = self.read_candidates(question, hits, sentences)
             if candidates:
                 best = max(candidates, key=lambda c: self.calibration.select(c.features))
-                # The confidence is the calibrated answerability model over all the
-                # evidence: the span's and how well the question is matched at all.
-                evidence = self.question_evidence(question, hits, sentences)
-                confidence = self.calibration.confidence({**best.features, **evidence})
+                # The confidence is the calibrated probability that this span is right,
+                # from what the reader says of it and how its sentence matches.
+                confidence = self.calibration.confidence(best.features)
                 return self._answer(best.sentence, best.start, best.end, confidence)
         return self._heuristic_answer(question, sentences, context)
-
-    def question_evidence(
-        self, question: str, hits: Sequence[Hit], sentences: Sequence[ScoredSentence]
-    ) -> dict[str, float]:
-        """How well the question is matched at all, whatever span is chosen.
-
-        A question about articles that are not indexed often names things the
-        index never mentions: the idf-weighted share of its words found nowhere
-        ("missing") and in the best passage ("covered") tell that apart.
-        """
-        stems = set(content_stems(question))
-        weights = {s: self.idf(s) for s in stems}
-        total = sum(weights.values()) or 1.0
-        top = set(content_stems(hits[0].chunk.text)) if hits else set()
-        return {
-            "top_passage": max((hit.dense_score for hit in hits), default=0.0),
-            "top_sentence": max((s.score for s in sentences), default=0.0),
-            "top_lexical": max((s.lexical for s in sentences), default=0.0),
-            "missing": sum(w for s, w in weights.items() if s not in self._vocabulary) / total,
-            "covered": sum(w for s, w in weights.items() if s in top) / total,
-        }
 
     def read_candidates(
         self, question: str, hits: Sequence[Hit], sentences: Sequence[ScoredSentence]
@@ -474,6 +472,8 @@ class Answerer:
         assert self.reader is not None
         read = list(hits[: self.read_passages])
         spans = self.reader.read(question, [hit.chunk.text for hit in read])
+        names = question_names(question)
+        texts = [normalize_span(span.text) for span in spans]
         candidates = []
         for rank, (hit, span) in enumerate(zip(read, spans, strict=True)):
             if span.end <= span.start:
@@ -496,6 +496,10 @@ class Answerer:
                 "lexical": sentence.lexical,
                 "passage": hit.dense_score,
                 "rank": 1.0 / (1.0 + rank),
+                "span_prob": span.probability,
+                # How many other passages read point at the same words.
+                "agreement": float(sum(t == texts[rank] for t in texts) - 1 if texts[rank] else 0),
+                "names": names_found(names, hit.chunk.text),
             }
             candidates.append(ReadCandidate(hit, sentence, start, end, features))
         return candidates

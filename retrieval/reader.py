@@ -55,8 +55,10 @@ class ReadSpan:
     ``start``/``end`` are character offsets into that passage string
     (``passage[start:end] == text``); ``score`` is start + end logit of the span,
     ``null_score`` the same for ``[CLS]`` ("no answer in this passage") in the
-    window the span came from. A passage with no readable text gets an empty span
-    with ``score = -inf``.
+    window the span came from. ``probability`` is the span's start and end
+    probabilities under one softmax across every window read in the same call
+    (each window's ``[CLS]`` included), so spans of different passages compare.
+    A passage with no readable text gets an empty span with ``score = -inf``.
     """
 
     passage: int
@@ -65,6 +67,7 @@ class ReadSpan:
     text: str
     score: float
     null_score: float
+    probability: float = 0.0
 
 
 # --- decoding -------------------------------------------------------------------------------
@@ -114,6 +117,24 @@ def best_span(
         ):
             best = (i, i + length, val)
     return best
+
+
+def _shared_normalizer(start: np.ndarray, end: np.ndarray, context: np.ndarray) -> float:
+    """log of the start and end softmax denominators over all windows' passage tokens and [CLS].
+
+    Shared normalization (Clark & Gardner 2018): one softmax across the passages read,
+    so a span's probability says how much the reader prefers it to every other passage's.
+    """
+    allowed = np.asarray(context, dtype=bool).copy()
+    allowed[:, 0] = True  # [CLS]: "no answer here"
+    s = np.where(allowed, start, -np.inf)
+    e = np.where(allowed, end, -np.inf)
+
+    def logsumexp(x: np.ndarray) -> float:
+        top = float(x.max())
+        return top + float(np.log(np.exp(x - top).sum()))
+
+    return logsumexp(s) + logsumexp(e)
 
 
 # --- the model ------------------------------------------------------------------------------
@@ -398,6 +419,7 @@ class SpanReader:
             windows = self.encode(question, [passages[i] for i in nonempty])
             start, end = self.logits(windows)
             offsets = windows.offsets
+            shared = _shared_normalizer(start, end, windows.context)
             for w, sample in enumerate(windows.sample.tolist()):
                 p = nonempty[sample]
                 found = best_span(
@@ -416,6 +438,7 @@ class SpanReader:
                         text=passages[p][a:b],
                         score=score,
                         null_score=float(start[w][0] + end[w][0]),
+                        probability=float(np.exp(score - shared)),
                     )
         return [
             r

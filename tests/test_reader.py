@@ -130,6 +130,18 @@ def test_read_maps_spans_to_character_offsets_per_passage(tokenizer):
     assert reader.read("Who?", []) == []
 
 
+def test_span_probability_is_shared_across_the_passages_read(tokenizer):
+    passage = "Captain Ilse Marwood steered the ferry through the fog."
+    reader = SpanReader(_PointAt(tokenizer, "Marwood"))
+    (alone,) = reader.read("Who steered the ferry?", [passage])
+    first, second = reader.read("Who steered the ferry?", [passage, passage])
+    assert 0.0 < alone.probability < 1.0
+    assert first.probability == pytest.approx(second.probability)
+    # A second passage pointing at the same words takes its share of the mass.
+    assert first.probability < alone.probability
+    assert first.probability + second.probability <= 1.0
+
+
 def test_read_finds_the_answer_in_a_later_window_of_a_long_passage(tokenizer):
     filler = " ".join(f"Sentence {i} is about nothing in particular." for i in range(80))
     passage = filler + " The lighthouse was built by Tomasz Reyes."
@@ -194,6 +206,25 @@ def test_hard_negatives_pair_the_question_with_another_paragraph():
         assert e.context != art["paragraphs"][int(owner)]["context"]
         assert e.answer_text == ""
     assert examples([art], negatives=0.0) == pos
+
+
+def test_dropped_word_copies_lose_only_words_copied_from_the_answer_sentence():
+    from retrieval.training import Example, drop_copied_words
+
+    context = "The ferry sails at dawn. Captain Alma Reyes steers the ferry every day."
+    question = "Who steers the ferry every day?"
+    start = context.index("Alma")
+    exs = [Example(f"q{i}", question, context, start, "Alma Reyes", ("Alma Reyes",))
+           for i in range(20)] + [Example("n", question, context, -1, "", ())]  # fmt: skip
+    copies = drop_copied_words(exs, rate=1.0, seed=0)
+    assert len(copies) == 20  # every answerable example, never the negative
+    for copy in copies:
+        kept = copy.question.rstrip("?").split()
+        assert copy.qid.endswith("/drop") and copy.question.endswith("?")
+        assert kept[0] == "Who" and "the" in kept  # stopwords stay
+        assert len(kept) < len(question.split())  # at least one copied word is gone
+        assert (copy.context, copy.answer_start, copy.answer_text) == (context, start, "Alma Reyes")
+    assert drop_copied_words(exs, rate=0.0) == []
 
 
 def _with_impossible(article: dict, per_paragraph: int) -> dict:
