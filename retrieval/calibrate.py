@@ -4,13 +4,17 @@ The tune half's articles are split in two: part A is indexed, part B is not.
 Part A's questions give answerable examples; part B's questions are about
 articles outside the index (they should get no answer), and the SQuAD 2.0 tune
 questions marked impossible are about part A's own articles (the hard case); never
-those of articles whose impossible questions the reader was trained on.
-Two logistic regressions are fitted on the evidence of every read span:
-`selection` (is this span the answer?) and `answerability` (does the index
-answer this question at all?, the confidence the answerer shows), and the
-shipped threshold is the answerability that best balances answering part A's
-questions against refusing part B's. The
-result goes to `retrieval/reader/calibration.json`, which the answerer loads.
+those of articles whose impossible questions the reader was trained on. The
+natural-question set (questions in a reader's own words) adds the same three kinds
+from its fitted part; its held-out part (whose articles are in part A) is never
+fitted on. Two logistic regressions are fitted on the evidence of every read span,
+SQuAD's copied wording and the natural set's own wording side by side:
+`selection` (is this span the answer?) and `answerability` (is the chosen span
+right?, the confidence the answerer shows). The shipped threshold is the
+confidence that best balances answering the natural held-out questions against
+refusing the out-of-corpus SQuAD questions and the held-out unanswerable ones,
+raised where needed to keep refusing 92 % of the out-of-corpus ones.
+The result goes to `retrieval/reader/calibration.json`, which the answerer loads.
 """
 
 from __future__ import annotations
@@ -22,53 +26,57 @@ import random
 import tempfile
 import time
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from retrieval.answering import CALIBRATION_FILE, Calibration, evidence_confidence
+from retrieval.answering import CALIBRATION_FILE, Calibration
 from retrieval.articles import Article
 from retrieval.bench import (
     Question,
     f1_score,
+    natural_squad_questions,
+    roc_auc,
     sample,
     squad_articles,
     squad_questions,
     squad_title,
 )
+from retrieval.bench.natural import NaturalQuestion, load_natural
 from retrieval.reader import read_meta
 from retrieval.store import atomic_write_text
 
 log = logging.getLogger(__name__)
 
-SELECTION_FEATURES = ("margin", "span", "sentence", "dense", "lexical", "passage", "rank")
-ANSWERABILITY_FEATURES = SELECTION_FEATURES + (
-    "top_passage", "top_sentence", "top_lexical", "missing", "covered"
-)  # fmt: skip
+SELECTION_FEATURES = ("margin", "span", "sentence", "dense", "lexical", "passage", "rank",
+                      "span_prob", "agreement", "names")  # fmt: skip
+# How many SQuAD questions one natural question weighs in the fits (chosen on the fitted part).
+NATURAL_WEIGHT = 4.0
+# The share of questions about articles outside the index that the line must refuse.
+OUTSIDE_REFUSED = 0.92
+# The confidence weighs the same evidence. How much of the question the index matches
+# at all (its words found anywhere, the best passage's similarity) added nothing on the
+# natural set and only kept right answers to questions in other words below the line.
+ANSWERABILITY_FEATURES = SELECTION_FEATURES
 
 
-def fit_logistic(rows: np.ndarray, labels: np.ndarray, l2: float = 1.0) -> np.ndarray:
-    """Weights (bias last) of an L2-regularized logistic regression, by Newton's method.
+def fit_logistic(
+    rows: np.ndarray, labels: np.ndarray, l2: float = 1.0, weights: np.ndarray | None = None
+) -> np.ndarray:
+    """Weights (bias last) of an L2-regularized logistic regression (scikit-learn's).
 
     Features are standardized for the fit and the weights mapped back, so they
-    apply to raw features.
+    apply to raw features; `weights` weighs the examples.
     """
+    from sklearn.linear_model import LogisticRegression
+
     mean, scale = rows.mean(axis=0), rows.std(axis=0) + 1e-9
-    x = np.hstack([(rows - mean) / scale, np.ones((len(rows), 1))])
-    w = np.zeros(x.shape[1])
-    penalty = np.full(x.shape[1], l2)
-    penalty[-1] = 0.0
-    for _ in range(50):
-        p = 1.0 / (1.0 + np.exp(-np.clip(x @ w, -30, 30)))
-        gradient = x.T @ (p - labels) + penalty * w
-        hessian = (x * (p * (1 - p))[:, None]).T @ x + np.diag(penalty)
-        step = np.linalg.solve(hessian, gradient)
-        w -= step
-        if np.abs(step).max() < 1e-8:
-            break
-    raw = w[:-1] / scale
-    return np.append(raw, w[-1] - (w[:-1] * mean / scale).sum())
+    model = LogisticRegression(C=1.0 / l2, max_iter=1000)
+    model.fit((rows - mean) / scale, labels, sample_weight=weights)
+    w = model.coef_[0]
+    raw = w / scale
+    return np.append(raw, model.intercept_[0] - (w * mean / scale).sum())
 
 
 def as_weights(names: Sequence[str], w: np.ndarray) -> dict[str, float]:
@@ -96,12 +104,11 @@ def collect(engine, questions: Sequence[Question], top_k: int) -> list[list[tupl
         hits = engine.searcher.search_batch([question.text], top_k, "hybrid", vector)[0]
         sentences = engine.answerer.score_sentences(question.text, vector[0], hits)
         candidates = engine.answerer.read_candidates(question.text, hits, sentences)
-        evidence = engine.answerer.question_evidence(question.text, hits, sentences)
         golds = [g.text for g in question.golds]
         rows = []
         for c in candidates:
             text = c.hit.article.text[c.start : c.end]
-            rows.append(({**c.features, **evidence}, f1_score(text, golds) if golds else 0.0))
+            rows.append((c.features, f1_score(text, golds) if golds else 0.0))
         gathered.append(rows)
     return gathered
 
@@ -115,12 +122,25 @@ class CalibrationSet:
     outside: list[Question]  # about part B, which is not indexed
     same_topic: list[Question]  # SQuAD 2.0 unanswerable, about part A articles
     same_topic_articles: list[str]
+    # The natural set's fitted part: answerable and unanswerable about part A, and about part B.
+    natural: list[Question] = field(default_factory=list)
+    natural_same_topic: list[Question] = field(default_factory=list)
+    natural_outside: list[Question] = field(default_factory=list)
+    # Its held-out part (about part A): never fitted on; only the shipped line is chosen on it.
+    held_out: list[Question] = field(default_factory=list)
+    held_out_unanswerable: list[Question] = field(default_factory=list)
 
 
 def calibration_questions(
-    tune: Path, tune2: Path, limit: int, seed: int, trained: Collection[str] = ()
+    tune: Path,
+    tune2: Path,
+    limit: int,
+    seed: int,
+    trained: Collection[str] = (),
+    natural: Sequence[NaturalQuestion] = (),
 ) -> CalibrationSet:
-    """Part A: the SQuAD 2.0 articles and a few others; part B: the rest of the tune half.
+    """Part A: the SQuAD 2.0 articles, the natural set's held-out ones and a few others;
+    part B: the rest of the tune half.
 
     The same-topic questions come from part A's SQuAD 2.0 articles, except those in
     `trained`: the articles whose unanswerable questions the reader was trained on
@@ -128,9 +148,12 @@ def calibration_questions(
     """
     articles, where = squad_articles([tune])
     hard_topics = {a.title for a in squad_articles([tune2])[0]}
-    rest = [a for a in articles if a.title not in hard_topics]
+    held_titles = {q.article for q in natural if q.held_out and q.collection == "squad-tune"}
+    held = [a for a in articles if squad_title(a) in held_titles and a.title not in hard_topics]
+    rest = [a for a in articles if a.title not in hard_topics and a not in held]
     random.Random(seed).shuffle(rest)
-    part_a = [a for a in articles if a.title in hard_topics] + rest[: max(0, len(rest) // 2 - 4)]
+    extra = max(0, (len(rest) + len(held)) // 2 - 4 - len(held))
+    part_a = [a for a in articles if a.title in hard_topics] + held + rest[:extra]
     part_b = [a for a in articles if a not in part_a]
     answerable, _ = squad_questions(tune, part_a, where)
     answerable = sample([q for q in answerable if q.golds], limit, seed)
@@ -140,13 +163,116 @@ def calibration_questions(
     trained = set(trained)
     unseen = [a for a in part_a if a.title in hard_topics and squad_title(a) not in trained]
     _, same_topic = squad_questions(tune2, unseen, where)
+    fitted = [q for q in natural if not q.held_out]
+    natural_a, natural_same = natural_squad_questions(fitted, part_a)
+    natural_b, natural_b_none = natural_squad_questions(fitted, part_b)
+    held_a, held_none = natural_squad_questions([q for q in natural if q.held_out], part_a)
     return CalibrationSet(
         part_a,
         answerable,
         outside,
         sample(same_topic, limit, seed),
         sorted(squad_title(a) for a in unseen),
+        natural_a,
+        natural_same,
+        natural_b + natural_b_none,
+        held_a,
+        held_none,
     )
+
+
+Gathered = dict[str, list[list[tuple[dict, float]]]]
+
+
+def gather(plan: CalibrationSet, top_k: int = 5) -> Gathered:
+    """Index part A and collect the read spans' evidence for every kind of question."""
+    from tqdm import tqdm
+
+    from retrieval.indexing import build_index_from_articles
+    from retrieval.qa import QAEngine
+
+    with tempfile.TemporaryDirectory(prefix="article-qa-calibrate-") as scratch:
+        build_index_from_articles(plan.indexed, Path(scratch) / "index")
+        engine = QAEngine.open(Path(scratch) / "index")
+        return {
+            name: collect(engine, tqdm(getattr(plan, name), desc=name, leave=False), top_k)
+            for name in QUESTION_KINDS
+        }
+
+
+QUESTION_KINDS = ("answerable", "outside", "same_topic", "natural", "natural_same_topic",
+                  "natural_outside", "held_out", "held_out_unanswerable")  # fmt: skip
+POSITIVE_KINDS = ("answerable", "natural")
+NEGATIVE_KINDS = ("outside", "same_topic", "natural_same_topic", "natural_outside")
+
+
+def fit(kinds: Gathered, natural_weight: float) -> Calibration:
+    """Selection and answerability fitted on SQuAD and the natural set's fitted part.
+
+    Each natural question weighs `natural_weight` SQuAD questions. The confidence is
+    the probability that the chosen span is right (F1 >= 0.5 with a gold answer);
+    the shipped line is the one that best balances answering the natural set's
+    held-out questions against refusing the out-of-corpus SQuAD questions and the
+    held-out unanswerable ones, raised where needed so that it still refuses
+    `OUTSIDE_REFUSED` of the out-of-corpus questions.
+    """
+
+    def weight(name: str) -> float:
+        return natural_weight if name.startswith("natural") else 1.0
+
+    # Selection: which of a question's read spans is right (F1 >= 0.5 with a gold answer).
+    rows = [(f, f1 >= 0.5, weight(name)) for name in POSITIVE_KINDS
+            for question in kinds[name] for f, f1 in question]  # fmt: skip
+    x = np.array([[f[n] for n in SELECTION_FEATURES] for f, _, _ in rows])
+    selection = as_weights(
+        SELECTION_FEATURES,
+        fit_logistic(x, np.array([y for _, y, _ in rows]), weights=np.array([w for *_, w in rows])),
+    )
+    calibration = Calibration(selection, {}, 0.5)
+
+    # Answerability: is the chosen span right? Unanswerable questions never are.
+    examples = []
+    for name in POSITIVE_KINDS + NEGATIVE_KINDS:
+        for question in kinds[name]:
+            chosen = max(question, key=lambda r: calibration.select(r[0]), default=None)
+            if chosen is not None:
+                right = name in POSITIVE_KINDS and chosen[1] >= 0.5
+                examples.append((chosen[0], right, weight(name)))
+    x = np.array([[f[n] for n in ANSWERABILITY_FEATURES] for f, _, _ in examples])
+    answerability = as_weights(
+        ANSWERABILITY_FEATURES,
+        fit_logistic(
+            x, np.array([y for _, y, _ in examples]), weights=np.array([w for *_, w in examples])
+        ),
+    )
+    calibration = Calibration(selection, answerability, 0.5)
+    outside = confidences(calibration, kinds["outside"])
+    balanced = best_threshold(
+        confidences(calibration, kinds["held_out"]),
+        outside + confidences(calibration, kinds["held_out_unanswerable"]),
+    )
+    # Raised, if need be, until it refuses OUTSIDE_REFUSED of the out-of-corpus questions.
+    floor = float(np.quantile(outside, OUTSIDE_REFUSED)) if outside else 0.0
+    return Calibration(selection, answerability, round(max(balanced, floor), 4))
+
+
+def confidences(calibration: Calibration, questions: list[list[tuple[dict, float]]]) -> list[float]:
+    """The confidence of each question's chosen span (0 when nothing was read)."""
+    out = []
+    for question in questions:
+        chosen = max((f for f, _ in question), key=calibration.select, default=None)
+        out.append(0.0 if chosen is None else calibration.confidence(chosen))
+    return out
+
+
+def right_rate(calibration: Calibration, questions: list[list[tuple[dict, float]]]) -> float:
+    """The share answered at the line with a right span (F1 >= 0.5)."""
+    right = 0
+    for question in questions:
+        chosen = max(question, key=lambda r: calibration.select(r[0]), default=None)
+        if chosen is not None and chosen[1] >= 0.5:
+            right += calibration.confidence(chosen[0]) >= calibration.threshold
+    return right / max(1, len(questions))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -160,87 +286,52 @@ def main(argv: Sequence[str] | None = None) -> None:
     data = Path(args.data)
     tune, tune2 = data / "squad-dev-tune.json", data / "squad2-dev-tune.json"
 
-    from tqdm import tqdm
-
-    from retrieval.indexing import build_index_from_articles
-    from retrieval.qa import QAEngine
-
     started = time.perf_counter()
     trained = read_meta().get("same_topic_articles", [])
-    plan = calibration_questions(tune, tune2, args.limit, args.seed, trained)
-    log.info("index %d tune articles; %d answerable, %d outside, %d same-topic questions",
-             len(plan.indexed), len(plan.answerable), len(plan.outside),
-             len(plan.same_topic))  # fmt: skip
+    plan = calibration_questions(tune, tune2, args.limit, args.seed, trained, load_natural())
+    log.info("index %d tune articles; %s", len(plan.indexed),
+             ", ".join(f"{len(getattr(plan, k))} {k}" for k in QUESTION_KINDS))  # fmt: skip
+    kinds = gather(plan)
+    calibration = fit(kinds, NATURAL_WEIGHT)
 
-    with tempfile.TemporaryDirectory(prefix="article-qa-calibrate-") as scratch:
-        build_index_from_articles(plan.indexed, Path(scratch) / "index")
-        engine = QAEngine.open(Path(scratch) / "index")
-        kinds = {}
-        for name, questions in (("answerable", plan.answerable), ("outside", plan.outside),
-                                ("same_topic", plan.same_topic)):  # fmt: skip
-            kinds[name] = collect(engine, tqdm(questions, desc=name, leave=False), top_k=5)
-
-    # Selection: which of a question's read spans is right (F1 >= 0.5 with a gold answer).
-    rows = [(f, f1 >= 0.5) for question in kinds["answerable"] for f, f1 in question]
-    x = np.array([[f[n] for n in SELECTION_FEATURES] for f, _ in rows])
-    selection = as_weights(SELECTION_FEATURES, fit_logistic(x, np.array([y for _, y in rows])))
-    calibration = Calibration(selection, {}, 0.5)
-
-    def chosen(question: list[tuple[dict, float]]) -> dict | None:
-        return max((f for f, _ in question), key=calibration.select, default=None)
-
-    # Answerability: the chosen span's evidence, answerable (1) against both kinds of no (0).
-    examples = [(chosen(q), 1.0) for q in kinds["answerable"]] + [
-        (chosen(q), 0.0) for name in ("outside", "same_topic") for q in kinds[name]
-    ]
-    examples = [(f, y) for f, y in examples if f is not None]
-    x = np.array([[f[n] for n in ANSWERABILITY_FEATURES] for f, _ in examples])
-    weights = as_weights(
-        ANSWERABILITY_FEATURES, fit_logistic(x, np.array([y for _, y in examples]))
-    )
-    calibration = Calibration(selection, weights, 0.5)
-
-    def confidences(name: str) -> list[float]:
-        return [
-            0.0 if (features := chosen(q)) is None else calibration.confidence(features)
-            for q in kinds[name]
-        ]
-
-    def evidence(name: str) -> list[float]:
-        """The hand-set sentence-evidence confidence, reported for comparison."""
-        return [
-            0.0
-            if (f := chosen(q)) is None
-            else evidence_confidence(f["dense"], f["passage"], f["lexical"], 1.0)
-            for q in kinds[name]
-        ]
-
-    threshold = best_threshold(confidences("answerable"), confidences("outside"))
-    from retrieval.bench import roc_auc
+    def auc(positive: str, negative: str) -> float:
+        return round(
+            roc_auc(confidences(calibration, kinds[positive]),
+                    confidences(calibration, kinds[negative])), 4)  # fmt: skip
 
     report = {
-        "selection": selection,
-        "answerability": weights,
-        "threshold": threshold,
+        "selection": calibration.selection,
+        "answerability": calibration.answerability,
+        "threshold": calibration.threshold,
         "fitted_on": {
-            "data": "squad-dev-tune.json and squad2-dev-tune.json (tune half only)",
+            "data": "squad-dev-tune.json, squad2-dev-tune.json (tune half only) and the "
+            "natural set's fitted part; the threshold on its held-out part and the "
+            "out-of-corpus questions",
+            "natural_weight": NATURAL_WEIGHT,
             "indexed_articles": len(plan.indexed),
             "same_topic_articles": plan.same_topic_articles,
             "questions": {name: len(q) for name, q in kinds.items()},
-            "evidence_auc_outside": round(roc_auc(evidence("answerable"), evidence("outside")), 4),
-            "evidence_auc_same_topic": round(
-                roc_auc(evidence("answerable"), evidence("same_topic")), 4
-            ),
-            "auc_outside": round(roc_auc(confidences("answerable"), confidences("outside")), 4),
-            "auc_same_topic": round(
-                roc_auc(confidences("answerable"), confidences("same_topic")), 4
-            ),
+            "auc_outside": auc("answerable", "outside"),
+            "auc_same_topic": auc("answerable", "same_topic"),
+            "auc_held_out": auc("held_out", "held_out_unanswerable"),
+            "right_held_out": round(right_rate(calibration, kinds["held_out"]), 4),
+            "refused_held_out_unanswerable": round(
+                float(
+                    np.mean(
+                        [
+                            c < calibration.threshold
+                            for c in confidences(calibration, kinds["held_out_unanswerable"])
+                        ]
+                    )
+                ),
+                4,
+            ),  # fmt: skip
             "minutes": round((time.perf_counter() - started) / 60, 1),
         },
     }
     atomic_write_text(Path(args.out), json.dumps(report, indent=2) + "\n")
     log.info("%s", json.dumps(report["fitted_on"]))
-    log.info("wrote %s (threshold %.4f)", args.out, threshold)
+    log.info("wrote %s (threshold %.4f)", args.out, calibration.threshold)
 
 
 if __name__ == "__main__":

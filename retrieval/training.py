@@ -186,6 +186,42 @@ def examples(
     return out
 
 
+def drop_copied_words(exs: Sequence[Example], rate: float, seed: int = 0) -> list[Example]:
+    """Extra examples whose question lost words it copied from the answer's sentence.
+
+    SQuAD questions copy their sentence's words, so a reader learns to match words;
+    people ask in their own. For a share `rate` of the answerable examples, a copy of
+    the question drops each content word that also occurs in the answer's sentence with
+    probability one half (at least one), so the reader learns to point at the answer
+    from what is left (word dropping, after Shinoda et al. 2021).
+    """
+    from retrieval.text import STOPWORDS, sentence_spans, stem, words
+
+    rng = random.Random(seed)
+    out: list[Example] = []
+    for ex in exs:
+        if ex.answer_start < 0 or rng.random() >= rate:
+            continue
+        sentence = next(
+            (ex.context[a:b] for a, b in sentence_spans(ex.context) if a <= ex.answer_start < b),
+            "",
+        )
+        present = {stem(w) for w in words(sentence)}
+        tokens = ex.question.rstrip(" ?").split()
+        copied = [
+            i for i, t in enumerate(tokens)
+            if (w := words(t)) and w[0].lower() not in STOPWORDS and stem(w[0]) in present
+        ]  # fmt: skip
+        if not copied:
+            continue
+        dropped = {i for i in copied if rng.random() < 0.5} or {rng.choice(copied)}
+        question = " ".join(t for i, t in enumerate(tokens) if i not in dropped) + "?"
+        if len(question) > 1:
+            out.append(Example(ex.qid + "/drop", question, ex.context, ex.answer_start,
+                               ex.answer_text, ex.answers))  # fmt: skip
+    return out
+
+
 def featurize(tokenizer: Any, exs: Sequence[Example]) -> list[dict[str, Any]]:
     """Training windows: input ids, token types and start/end token labels (0 = [CLS]).
 
@@ -327,6 +363,21 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--weight-decay", type=float, default=0.01)
     p.add_argument("--warmup", type=float, default=0.1, help="warmup share of the steps")
     p.add_argument("--negatives", type=float, default=0.3, help="hard-negative rate")
+    p.add_argument(
+        "--drop-words",
+        type=float,
+        default=0.0,
+        metavar="RATE",
+        help="add, for this share of the questions, a copy without some of the words it "
+        "copied from the answer's sentence",
+    )
+    p.add_argument(
+        "--init",
+        default="",
+        metavar="DIR",
+        help="start from the reader weights in DIR (e.g. retrieval/reader) instead of the "
+        "packaged model",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument(
@@ -366,6 +417,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     train_articles, val_articles = split_articles(articles)
     tokenizer = window_tokenizer(args.max_length, args.stride)
     train_ex = examples(train_articles, negatives=args.negatives, seed=args.seed)
+    train_ex += drop_copied_words(train_ex, args.drop_words, seed=args.seed)
     val_ex = examples(val_articles)
     same_topic_articles: list[str] = []
     if args.same_topic:
@@ -394,7 +446,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     bf16 = training_precision(args.precision) == "bf16"
     print(f"precision: {'bf16 autocast' if bf16 else 'fp32'}", flush=True)
-    model = build_model()
+    model = SpanReader.load(args.init, variant="fp32").model if args.init else build_model()
+    model.train()
     for name, param in model.named_parameters():
         param.requires_grad = not name.startswith(FROZEN_PREFIXES)
     decay, no_decay = [], []
@@ -452,6 +505,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "batch_size": args.batch_size * args.accumulate,
             "lr": args.lr,
             "hard_negative_rate": args.negatives,
+            "drop_words_rate": args.drop_words,
+            "init": str(args.init) or "packaged model",
             "same_topic_articles": same_topic_articles,
             "precision": "bf16 autocast" if bf16 else "fp32",
             "train_articles": len(train_articles),

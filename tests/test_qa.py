@@ -196,3 +196,33 @@ def test_cli_build_ask_and_chat_with_a_follow_up(tmp_path):
     first, second = (json.loads(line) for line in chat.stdout.splitlines())
     assert first["answer"]["text"] == "Sochi"
     assert any(name in second["answer"]["text"] for name in ("Putin", "Lavrov", "Kerry"))
+
+
+# --- the real scraped page the product was described from (read from ../shared/seed) -----------
+
+SEED = ROOT.parent / "shared" / "seed" / "kerry-russia-independent.txt"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SEED.is_file(), reason="../shared/seed is not beside this checkout")
+@pytest.mark.parametrize(
+    "with_sample",
+    [
+        # Issue 11's target, not met yet: the right span (Sochi) at 0.070 against a line of
+        # 0.079. strict: the day it passes, this mark must go.
+        pytest.param(False, marks=pytest.mark.xfail(strict=True, reason="below the line")),
+        True,
+    ],
+    ids=["seed alone", "seed and sample"],
+)
+def test_seed_page_answers_the_meeting_question_above_the_line(tmp_path, with_sample):
+    folder = tmp_path / "seed"
+    folder.mkdir()
+    (folder / SEED.name).write_bytes(SEED.read_bytes())
+    build_index([folder, SAMPLE] if with_sample else [folder], tmp_path / "index")
+    engine = QAEngine.open(tmp_path / "index")
+    result = engine.ask("Where is the meeting held?")
+    assert result.answer is not None, result.best_guess
+    assert result.answer.text == "Sochi"
+    if not with_sample:
+        assert result.answer.source.endswith(SEED.name)
