@@ -275,6 +275,25 @@ def right_rate(calibration: Calibration, questions: list[list[tuple[dict, float]
     return right / max(1, len(questions))
 
 
+def measure(calibration: Calibration, kinds: Gathered) -> dict[str, float]:
+    """How the fitted confidence separates each kind, and the held-out rates at the line."""
+
+    def auc(positive: str, negative: str) -> float:
+        scores = confidences(calibration, kinds[positive])
+        return round(roc_auc(scores, confidences(calibration, kinds[negative])), 4)
+
+    unanswerable = confidences(calibration, kinds["held_out_unanswerable"])
+    return {
+        "auc_outside": auc("answerable", "outside"),
+        "auc_same_topic": auc("answerable", "same_topic"),
+        "auc_held_out": auc("held_out", "held_out_unanswerable"),
+        "right_held_out": round(right_rate(calibration, kinds["held_out"]), 4),
+        "refused_held_out_unanswerable": round(
+            float(np.mean([c < calibration.threshold for c in unanswerable])), 4
+        ),
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m retrieval.calibrate", description=__doc__)
     parser.add_argument("--data", default="../shared/data", help="folder of the SQuAD files")
@@ -294,11 +313,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     kinds = gather(plan)
     calibration = fit(kinds, NATURAL_WEIGHT)
 
-    def auc(positive: str, negative: str) -> float:
-        return round(
-            roc_auc(confidences(calibration, kinds[positive]),
-                    confidences(calibration, kinds[negative])), 4)  # fmt: skip
-
     report = {
         "selection": calibration.selection,
         "answerability": calibration.answerability,
@@ -308,24 +322,11 @@ def main(argv: Sequence[str] | None = None) -> None:
             "natural set's fitted part; the threshold on its held-out part and the "
             "out-of-corpus questions",
             "natural_weight": NATURAL_WEIGHT,
+            "outside_refused": OUTSIDE_REFUSED,
             "indexed_articles": len(plan.indexed),
             "same_topic_articles": plan.same_topic_articles,
             "questions": {name: len(q) for name, q in kinds.items()},
-            "auc_outside": auc("answerable", "outside"),
-            "auc_same_topic": auc("answerable", "same_topic"),
-            "auc_held_out": auc("held_out", "held_out_unanswerable"),
-            "right_held_out": round(right_rate(calibration, kinds["held_out"]), 4),
-            "refused_held_out_unanswerable": round(
-                float(
-                    np.mean(
-                        [
-                            c < calibration.threshold
-                            for c in confidences(calibration, kinds["held_out_unanswerable"])
-                        ]
-                    )
-                ),
-                4,
-            ),  # fmt: skip
+            **measure(calibration, kinds),
             "minutes": round((time.perf_counter() - started) / 60, 1),
         },
     }

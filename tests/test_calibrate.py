@@ -77,3 +77,33 @@ def test_calibration_asks_same_topic_questions_the_reader_never_trained_on(tmp_p
     assert {q.id.split("/")[0] for q in chosen.answerable} == indexed
     assert {q.id.split("/")[0] for q in chosen.outside} == set(titles) - indexed
     assert all(q.golds for q in chosen.answerable + chosen.outside)
+
+
+def _question(rng, right: bool, strength: float) -> list[tuple[dict, float]]:
+    from retrieval.calibrate import SELECTION_FEATURES
+
+    features = {name: float(rng.normal(0.0, 1.0)) for name in SELECTION_FEATURES}
+    features["margin"] = strength + float(rng.normal(0.0, 1.0))
+    return [(features, 1.0 if right else 0.0)]
+
+
+def test_fit_keeps_refusing_the_promised_share_of_out_of_corpus_questions():
+    from retrieval.calibrate import OUTSIDE_REFUSED, QUESTION_KINDS, confidences, fit
+
+    rng = np.random.default_rng(0)
+    kinds = {name: [] for name in QUESTION_KINDS}
+    # Each answerable question: a right span the reader is sure of and a wrong one.
+    kinds["answerable"] = [
+        _question(rng, True, 3.0) + _question(rng, False, 0.0) for _ in range(200)
+    ]
+    kinds["outside"] = [_question(rng, False, 0.0) for _ in range(200)]
+    # Held-out questions that look like out-of-corpus ones pull the balanced line down...
+    kinds["held_out"] = [_question(rng, True, 0.5) for _ in range(50)]
+    kinds["held_out_unanswerable"] = [_question(rng, False, 0.0) for _ in range(20)]
+    calibration = fit(kinds, natural_weight=4.0)
+    refused = np.mean(
+        [c < calibration.threshold for c in confidences(calibration, kinds["outside"])]
+    )
+    # ...but never below the share of out-of-corpus questions the line must refuse.
+    assert refused >= OUTSIDE_REFUSED - 0.01
+    assert calibration.selection["margin"] > 0 and calibration.answerability["margin"] > 0
