@@ -128,3 +128,12 @@ def test_without_a_readable_span_the_heuristics_answer(small_index):
     hits = Searcher(small_index, FakeEmbedder()).search("Who steered the ferry?", top_k=3)
     vector = FakeEmbedder().embed(["Who steered the ferry?"])[0]
     assert answerer.answer("Who steered the ferry?", vector, hits).text == "Captain Alma Reyes"
+
+
+def test_question_names_are_capitalized_words_after_the_first_and_numbers():
+    from retrieval.answering import names_found, question_names
+
+    names = question_names("When did Kerry visit Sochi in 2013?")
+    assert names == {"kerry", "sochi", "2013"}
+    assert names_found(names, "Kerry went to Moscow in 2013.") == pytest.approx(2 / 3)
+    assert names_found(set(), "anything") == 1.0
