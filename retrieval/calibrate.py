@@ -234,7 +234,7 @@ def fit(kinds: Gathered, natural_weight: float) -> Calibration:
     examples = []
     for name in POSITIVE_KINDS + NEGATIVE_KINDS:
         for question in kinds[name]:
-            chosen = max(question, key=lambda r: calibration.select(r[0]), default=None)
+            chosen = chosen_span(calibration, question)
             if chosen is not None:
                 right = name in POSITIVE_KINDS and chosen[1] >= 0.5
                 examples.append((chosen[0], right, weight(name)))
@@ -256,12 +256,19 @@ def fit(kinds: Gathered, natural_weight: float) -> Calibration:
     return Calibration(selection, answerability, round(max(balanced, floor), 4))
 
 
+def chosen_span(
+    calibration: Calibration, question: list[tuple[dict, float]]
+) -> tuple[dict, float] | None:
+    """The read span the selection model picks for a question: (its features, its F1)."""
+    return max(question, key=lambda r: calibration.select(r[0]), default=None)
+
+
 def confidences(calibration: Calibration, questions: list[list[tuple[dict, float]]]) -> list[float]:
     """The confidence of each question's chosen span (0 when nothing was read)."""
     out = []
     for question in questions:
-        chosen = max((f for f, _ in question), key=calibration.select, default=None)
-        out.append(0.0 if chosen is None else calibration.confidence(chosen))
+        chosen = chosen_span(calibration, question)
+        out.append(0.0 if chosen is None else calibration.confidence(chosen[0]))
     return out
 
 
@@ -269,7 +276,7 @@ def right_rate(calibration: Calibration, questions: list[list[tuple[dict, float]
     """The share answered at the line with a right span (F1 >= 0.5)."""
     right = 0
     for question in questions:
-        chosen = max(question, key=lambda r: calibration.select(r[0]), default=None)
+        chosen = chosen_span(calibration, question)
         if chosen is not None and chosen[1] >= 0.5:
             right += calibration.confidence(chosen[0]) >= calibration.threshold
     return right / max(1, len(questions))

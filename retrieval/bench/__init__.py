@@ -333,7 +333,8 @@ def evaluate(
     articles, where = squad_articles(articles_files)
     if not articles:
         raise UserError("the --articles files hold no articles")
-    if is_natural_file(questions_file):
+    natural_file = is_natural_file(questions_file)
+    if natural_file:
         natural = load_natural(questions_file, split)
         answerable, impossible = natural_squad_questions(natural, articles)
     else:
@@ -401,7 +402,7 @@ def evaluate(
     payload["config"] = {
         "articles": [str(f) for f in articles_files],
         "questions": str(questions_file),
-        "split": split if is_natural_file(questions_file) else None,
+        "split": split if natural_file else None,
         "unanswerable": str(unanswerable_file) if unanswerable_file else None,
         "limit": limit,
         "seed": seed,
