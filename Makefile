@@ -18,6 +18,8 @@ $(STAMP): pyproject.toml
 	# an unpinned torch would pull a multi-GB CUDA build.
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[test]'
+	# Export both models to ONNX once (cached under ~/.cache/article-qa, keyed by the weights).
+	$(BIN)/python -m retrieval.runtime
 	touch $(STAMP)
 
 setup: $(STAMP)

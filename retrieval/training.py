@@ -11,7 +11,8 @@
   ``truncation="only_second"``); a window without the answer points at [CLS].
   For ~30 % of the questions the question is also paired with a different
   paragraph of the same article (answer -> [CLS]) as a hard negative.
-* Model: the packaged all-MiniLM-L6-v2 + a ``Linear(384, 2)`` head; the word
+* Model: transformers' ``BertForQuestionAnswering`` over the packaged
+  all-MiniLM-L6-v2 (a ``Linear(384, 2)`` head); the word
   embeddings stay frozen, everything else trains (AdamW, linear warmup/decay), in
   fp32 unless ``--precision`` says bf16 autocast.
   Batches are grouped by length and padded to their longest window.
@@ -43,15 +44,72 @@ import numpy as np
 
 from retrieval.bench import exact_match, f1_score
 from retrieval.embedding import MINILM_NAME
-from retrieval.reader import (
-    FROZEN_PREFIXES,
-    WEIGHTS_DIR,
-    SpanReader,
-    build_model,
-    save_weights,
-    trainable_state,
-    window_tokenizer,
-)
+from retrieval.reader import META_FILE, WEIGHTS_DIR, WEIGHTS_FILE, SpanReader, window_tokenizer
+from retrieval.runtime import FROZEN_PREFIXES, load_reader_state
+from retrieval.store import atomic_write_text
+
+# --- the torch model (training only: the product runs the exported graph) ------------------
+
+
+def build_model(init: str | Path | None = None) -> Any:
+    """transformers' BERT with a start/end head over the packaged weights, fp32.
+
+    `init`: a folder of shipped reader weights to start from; otherwise the head is new.
+    Called positionally ``model(input_ids, attention_mask, token_type_ids)`` it gives
+    ``(start_logits, end_logits)``.
+    """
+    from transformers import BertForQuestionAnswering
+    from transformers.utils import logging as hf_logging
+
+    from retrieval.minilm import model_path
+
+    hf_logging.set_verbosity_error()  # "newly initialized: qa_outputs" is the point
+    model = BertForQuestionAnswering.from_pretrained(str(model_path()))
+    model.config.return_dict = False
+    if init is not None:
+        load_reader_state(model, Path(init) / WEIGHTS_FILE)
+    return model.eval()
+
+
+class TorchLogits:
+    """A torch reader model called like the exported graph: numpy in, numpy out."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    def __call__(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+        import torch
+
+        with torch.inference_mode():
+            start, end = self.model(*(torch.from_numpy(a) for a in
+                                      (input_ids, attention_mask, token_type_ids)))  # fmt: skip
+        return start.float().numpy(), end.float().numpy()
+
+
+def trainable_state(model: Any) -> dict[str, Any]:
+    """The parameters fine-tuning changes: everything but the frozen word embeddings."""
+    return {
+        k: v.detach() for k, v in model.state_dict().items() if not k.startswith(FROZEN_PREFIXES)
+    }
+
+
+def save_weights(model: Any, out_dir: str | Path, meta: dict[str, Any]) -> Path:
+    """Write ``reader.safetensors`` (changed params, float16) and ``reader.json`` atomically."""
+    import torch
+    from safetensors.torch import save_file
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tensors = {
+        k: v.to(torch.float16).contiguous().clone() for k, v in trainable_state(model).items()
+    }
+    tmp = out / (WEIGHTS_FILE + ".tmp")
+    save_file(tensors, str(tmp), metadata={"base_model": MINILM_NAME})
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, out / WEIGHTS_FILE)
+    atomic_write_text(out / META_FILE, json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    return out / WEIGHTS_FILE
+
 
 DEFAULT_DATA = (
     Path(__file__).resolve().parent.parent.parent / "shared" / "data" / ("squad-dev-tune.json")
@@ -446,7 +504,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     bf16 = training_precision(args.precision) == "bf16"
     print(f"precision: {'bf16 autocast' if bf16 else 'fp32'}", flush=True)
-    model = SpanReader.load(args.init, variant="fp32").model if args.init else build_model()
+    model = build_model(args.init)
     model.train()
     for name, param in model.named_parameters():
         param.requires_grad = not name.startswith(FROZEN_PREFIXES)
@@ -611,7 +669,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     scores: dict[str, Any] = {}
     if not args.no_eval:
         t_eval = time.perf_counter()
-        reader = SpanReader(model, max_length=args.max_length, stride=args.stride)
+        reader = SpanReader(TorchLogits(model), max_length=args.max_length, stride=args.stride)
         scores = evaluate(reader, val_ex)
         print(
             f"validation (closed setting, {scores['n']} questions): "

