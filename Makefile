@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup run index test lint format bench bench-build train-reader calibrate clean
+.PHONY: setup run index test lint format bench bench-build bench-speed train-reader calibrate clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -72,6 +72,11 @@ bench-build: setup
 	mkdir -p $(RESULTS)
 	$(BIN)/article-qa eval-build --articles $(DATA)/squad-dev-tune.json \
 		--add $(DATA)/squad-dev-test.json --json $(RESULTS)/build.json
+
+# Each way of running the models on the same texts: sentence-transformers, ONNX Runtime fp32/int8.
+bench-speed: setup
+	mkdir -p $(RESULTS)
+	$(BIN)/article-qa eval-speed --articles $(DATA)/squad-dev-test.json --json $(RESULTS)/speed.json
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

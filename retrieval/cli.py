@@ -524,6 +524,43 @@ def feedback(index_dir: Path, as_json: bool) -> None:
         click.echo(f"{record['time']}  {record['rating']:<4}  {record['question']}  ->  {answer}")
 
 
+@main.command("eval-speed")
+@click.option(
+    "--articles",
+    "articles_file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="SQuAD json: its first articles are embedded and its questions asked.",
+)
+@click.option("--n-articles", default=4, show_default=True, type=click.IntRange(min=1))
+@click.option("--questions", "n_questions", default=100, show_default=True,
+              type=click.IntRange(min=1))  # fmt: skip
+@click.option("--rounds", default=3, show_default=True, type=click.IntRange(min=1))
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path))
+def eval_speed(
+    articles_file: Path, n_articles: int, n_questions: int, rounds: int, json_out: Path | None
+) -> None:
+    """Time each engine (sentence-transformers, ONNX Runtime fp32 and int8) on the same texts.
+
+    Build throughput, the warm `ask`, a fresh process's first answer and, where
+    Chromium is installed, the page's first answer; ratios against
+    sentence-transformers fp32 of the same run (minutes).
+
+    \b
+    Example:
+      article-qa eval-speed --articles ../shared/data/squad-dev-test.json --json speed.json
+    """
+    from retrieval.bench.speed import format_speed_table, speed_benchmark
+
+    def log(line: str) -> None:
+        click.echo(line, err=True)
+
+    result = speed_benchmark(articles_file, n_articles, n_questions, rounds, log=log)
+    click.echo(format_speed_table(result))
+    if json_out is not None:
+        _write_report(json_out, result)
+
+
 @main.command("eval-build")
 @click.option(
     "--articles",

@@ -50,6 +50,11 @@ def test_every_command_help_has_an_example(runner, command):
         (["ask", "--top-k", "x", "q"], "error: Invalid value for '--top-k'"),
         (["nope"], "error: No such command 'nope'. (see 'article-qa --help')"),
         (["eval", "--articles", "a.json"], "error: give either --questions FILE or --natural"),
+        (["eval-speed", "--articles", "missing.json"], "error: SQuAD file not found: missing.json"),
+        (
+            ["eval-speed", "--articles", "a.json", "--rounds", "0"],
+            "error: Invalid value for '--rounds'",
+        ),
     ],
 )
 def test_usage_mistakes_are_one_line_with_exit_code_1(runner, args, message):
