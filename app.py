@@ -421,7 +421,7 @@ def examples_ui(engine: QAEngine) -> None:
 def turn_ui(settings: Settings, turn: dict, number: int) -> None:
     result: QAResult = turn["result"]
     with st.chat_message("user"):
-        st.markdown(md_escape(result.question))
+        st.text(result.question)  # as typed: no Markdown, so no link is made of a URL in it
     with st.chat_message("assistant"):
         if result.resolved.is_followup:
             st.caption(f"understood as: {md_escape(result.resolved.asked)} (a follow-up)")
@@ -478,7 +478,10 @@ def cited_spans(result: QAResult, article_id: str) -> list[tuple[int, int]]:
 def passages_ui(result: QAResult, turn_id: str) -> None:
     count = len(result.passages)
     label = f"{count} passage{'s' if count != 1 else ''}"
-    with st.expander(label, expanded=result.answer is None):
+    if result.answer is None:
+        label = f"{count} closest passage{'s' if count != 1 else ''}"
+    # Closed even after a refusal: open, they would push the "not in these articles" out of view.
+    with st.expander(label, expanded=False):
         for rank, hit in enumerate(result.passages, start=1):
             st.html(passage_html(rank, hit, result.answer))
             st.button(

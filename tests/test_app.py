@@ -118,8 +118,16 @@ def test_question_the_articles_cannot_answer_says_so_and_shows_closest_passages(
     ask(app, "What is the capital of Peru?")
     assert "**Not in these articles.**" in markdown_of(app)
     assert "<strong>" not in html_of(app)
-    assert app.expander[0].label == "3 passages"
+    assert app.expander[0].label == "3 closest passages"
+    # closed, so the refusal stays in view above them
+    assert not app.expander[0].proto.expanded
     assert "#1 · score" in html_of(app)
+
+
+def test_a_question_is_shown_as_typed_and_a_url_in_it_is_no_link(app):
+    ask(app, "Where is [link](http://x) from?")
+    assert "Where is [link](http://x) from?" in [text.value for text in app.text]
+    assert "http://x" not in markdown_of(app)
 
 
 def test_raising_the_threshold_turns_an_answer_into_no_answer(app):
