@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 # Bump when the rules change what text they keep: the index manifest records it,
 # so an index built with other rules is rebuilt rather than silently mixed.
-CLEANER_VERSION = "1"
+CLEANER_VERSION = "2"  # 2: HTML scripts and styles dropped; HTML blocks never joined
 
 # A first line longer than this is a paragraph, not a headline.
 MAX_TITLE_CHARS = 200
@@ -145,6 +145,9 @@ def clean_html_page(html: str, fallback_title: str) -> CleanedPage:
     # Imported here so that cleaning plain text (and the CLI's --help) stays instant.
     import trafilatura
 
+    # Scripts and styles are never article text; inside <title> the parser would keep
+    # a script's code as words of the title ("bans fireworks alert(1)").
+    html = _SCRIPT_OR_STYLE.sub(" ", html)
     document = trafilatura.bare_extraction(html, with_metadata=True, include_comments=False)
     extracted = (document.text or "") if document is not None else ""
     title = _normalize(document.title or "") if document is not None else ""
@@ -153,13 +156,17 @@ def clean_html_page(html: str, fallback_title: str) -> CleanedPage:
     # trafilatura sometimes repeats the headline as the first line of the body.
     if lines and _normalize(lines[0]) == title:
         lines = lines[1:]
-    text = _clean_body(lines, drop_standfirst=False)
+    # One page block per line: a heading never continues into the paragraph under it.
+    text = _clean_body(lines, drop_standfirst=False, wrapped=False)
     if not any(_is_prose(paragraph) for paragraph in text.split("\n\n")):
         raise EmptyArticle("no article text found (page is only navigation or boilerplate)")
     published = document.date if document is not None else None
     return CleanedPage(title=title, text=text, published=published or None)
 
 
+_SCRIPT_OR_STYLE = re.compile(
+    r"<(script|style|noscript)\b[^>]*>.*?</\1\s*>", re.IGNORECASE | re.DOTALL
+)
 _MD_TITLE = re.compile(r"^#\s+(.+?)\s*#*\s*$")
 _MD_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.+?)\s*#*\s*$")
 _MD_IMAGE = re.compile(r"!\[[^\]]*\]\([^)]*\)")
@@ -190,8 +197,8 @@ def _split_title(lines: list[str], fallback_title: str) -> tuple[str, list[str]]
     return first, lines[content[0] + 1 :]
 
 
-def _clean_body(lines: Iterable[str], *, drop_standfirst: bool) -> str:
-    paragraphs = [part for paragraph in _paragraphs(lines) for part in _unglue(paragraph)]
+def _clean_body(lines: Iterable[str], *, drop_standfirst: bool, wrapped: bool = True) -> str:
+    paragraphs = [part for paragraph in _paragraphs(lines, wrapped) for part in _unglue(paragraph)]
     kept = _drop_boilerplate(paragraphs)
     # The standfirst (a one-line summary under the headline, with no final period)
     # is dropped: it repeats the article's lead, and the article should start at its
@@ -201,15 +208,16 @@ def _clean_body(lines: Iterable[str], *, drop_standfirst: bool) -> str:
     return "\n\n".join(text for _, text in kept)
 
 
-def _paragraphs(lines: Iterable[str]) -> list[str]:
+def _paragraphs(lines: Iterable[str], wrapped: bool = True) -> list[str]:
     """Group lines into paragraphs.
 
     Scraped pages put one paragraph per line. Text with blank lines between
-    paragraphs may be hard-wrapped, so a line there continues the previous one
-    when that line stops mid-sentence.
+    paragraphs may be hard-wrapped (unless `wrapped` is false, as for the blocks
+    extracted from HTML), so a line there continues the previous one when that
+    line stops mid-sentence.
     """
     normalized = [_normalize(line) for line in lines]
-    blocks_mode = any(not line for line in normalized) and any(normalized)
+    blocks_mode = wrapped and any(not line for line in normalized) and any(normalized)
     paragraphs: list[str] = []
     continues = False
     for line in normalized:

@@ -307,6 +307,34 @@ def test_html_title_falls_back_when_page_has_none() -> None:
     assert clean_html_page(html, fallback_title="ferry").title == "ferry"
 
 
+def test_html_scripts_leave_no_words_in_title_or_text() -> None:
+    lead = ("The town council of Eastwick voted on Monday to ban private fireworks for the "
+            "whole year, citing the distress they cause to pets and older residents.")  # fmt: skip
+    html = (
+        "<html><head><title>Town bans fireworks<script>alert(1)</script></title>"
+        "<style>p { color: red }</style></head><body><article>"
+        f"<h1>Town bans fireworks<script>alert(1)</script></h1><p>{lead}</p>"
+        "<p>Shops may no longer sell rockets.<script>track('x')</script></p>"
+        "</article></body></html>"
+    )
+    page = clean_html_page(html, fallback_title="x")
+
+    assert page.title == "Town bans fireworks"
+    assert page.text.startswith("The town council of Eastwick")  # the headline is not text
+    assert "alert" not in page.text and "track" not in page.text and "color" not in page.text
+
+
+def test_html_heading_never_runs_into_the_paragraph_under_it() -> None:
+    from retrieval.cleaning import _clean_body
+
+    lines = ["The vote passed on Monday.", "", "What changes", "From January, shops stop."]
+    assert _clean_body(lines, drop_standfirst=False, wrapped=False).split("\n\n") == [
+        "The vote passed on Monday.", "What changes", "From January, shops stop."
+    ]  # fmt: skip
+    # Hard-wrapped plain text still joins a line that stops mid-sentence.
+    assert "What changes From January" in _clean_body(lines, drop_standfirst=False)
+
+
 def test_navigation_only_html_raises_empty_article() -> None:
     with pytest.raises(EmptyArticle, match=r"no article text found \(page is only navigation"):
         clean_html_page(NAV_ONLY_HTML, fallback_title="x")
