@@ -168,6 +168,7 @@ def init_state() -> None:
         "goto_articles": False,
         "uploader_generation": 0,  # bumped to empty the file uploader after a build
         "notices": [],  # (kind, message) shown once, after a build's rerun
+        "session_id": uuid.uuid4().hex[:12],  # ties this browser session's ratings together
     }
     for key, value in defaults.items():
         st.session_state.setdefault(key, value)
@@ -195,8 +196,9 @@ def rate_answer(index_dir: Path, turn_id: str) -> None:
 
     rating = RATING_OF_THUMB.get(st.session_state[f"feedback-{turn_id}"])
     turn = next(t for t in st.session_state.turns if t["id"] == turn_id)
+    had = turn["rating"]
     turn["rating"] = rating
-    if rating is None:
+    if rating is None and had is None:
         return
     result: QAResult = turn["result"]
     data = result.to_dict()
@@ -205,9 +207,11 @@ def rate_answer(index_dir: Path, turn_id: str) -> None:
         question=result.question,
         answer=data["answer"],
         sources=data["passages"],
-        rating=rating,
+        rating=rating or "withdrawn",
+        session=st.session_state.session_id,
+        turn=turn_id,
     )
-    st.toast("Thanks, your rating was saved.")
+    st.toast("Thanks, your rating was saved." if rating else "Your rating was withdrawn.")
 
 
 # --- sidebar --------------------------------------------------------------------------------

@@ -507,13 +507,16 @@ def status(corpus: tuple[Path, ...], index_dir: Path, as_json: bool) -> None:
 def feedback(index_dir: Path, as_json: bool) -> None:
     """Print the ratings given on the page (kept in the index folder across rebuilds).
 
+    Each answer once, with its last rating: a thumb changed counts as the new one,
+    a thumb un-clicked not at all.
+
     \b
     Example:
       article-qa feedback --json
     """
-    from retrieval.feedback import read_feedback
+    from retrieval.feedback import latest_ratings, read_feedback
 
-    records = read_feedback(index_dir)
+    records = latest_ratings(read_feedback(index_dir))
     if as_json:
         click.echo(json.dumps(records, ensure_ascii=False))
         return

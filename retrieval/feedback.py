@@ -1,7 +1,9 @@
 """Ratings of answers, kept as JSON lines beside the index.
 
-The page appends one line per thumbs up/down: the time, the rating, the
-question, the answer and the sources shown with it. The file
+The page appends one line per thumbs up/down, and one when a thumb is
+un-clicked ("withdrawn"): the time, the rating, the browser session and the
+turn it belongs to, the question, the answer and the sources shown with it.
+The log is never rewritten; `latest_ratings` gives each turn's last word. The file
 (`index/feedback.jsonl`) lives outside the index's versions, so rebuilds keep
 it. Each record is written with a single `write` on a file opened for
 appending, then fsynced, so concurrent writers never interleave inside a line;
@@ -20,7 +22,7 @@ from retrieval.store import feedback_path
 
 log = logging.getLogger(__name__)
 
-RATINGS = ("up", "down")
+RATINGS = ("up", "down", "withdrawn")
 
 
 def record_feedback(
@@ -31,11 +33,14 @@ def record_feedback(
     sources: list[dict],
     rating: str,
     when: datetime | None = None,
+    session: str | None = None,
+    turn: str | None = None,
 ) -> dict:
     """Append one rating to the index's feedback file; returns the record written.
 
     `answer` is the answer's JSON object (None for "not in these articles") and
-    `sources` the passages shown with it, both as in `article-qa ask --json`.
+    `sources` the passages shown with it, both as in `article-qa ask --json`;
+    `session` and `turn` say which browser session and which of its answers.
     """
     if rating not in RATINGS:
         raise ValueError(f"rating must be one of {', '.join(RATINGS)}, got {rating!r}")
@@ -43,6 +48,8 @@ def record_feedback(
     record = {
         "time": moment.isoformat(timespec="seconds"),
         "rating": rating,
+        "session": session,
+        "turn": turn,
         "question": question,
         "answer": answer,
         "sources": sources,
@@ -89,4 +96,19 @@ def read_feedback(index_dir: str | Path) -> list[dict]:
     return records
 
 
-__all__ = ["RATINGS", "read_feedback", "record_feedback"]
+def latest_ratings(records: list[dict]) -> list[dict]:
+    """Each rated answer once, with its last rating; withdrawn ones left out.
+
+    Records of the same session and turn replace each other (thumbs down, then
+    up, is one "up"); records without a turn (older files) stand alone.
+    """
+    latest: dict[object, dict] = {}
+    for number, record in enumerate(records):
+        turn = record.get("turn")
+        key = (record.get("session"), turn) if turn else number
+        latest.pop(key, None)  # re-inserted: the order is that of the last rating
+        latest[key] = record
+    return [record for record in latest.values() if record.get("rating") != "withdrawn"]
+
+
+__all__ = ["RATINGS", "latest_ratings", "read_feedback", "record_feedback"]

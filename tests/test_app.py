@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from retrieval.feedback import read_feedback
+from retrieval.feedback import latest_ratings, read_feedback
 from retrieval.indexing import build_index, index_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -177,6 +177,15 @@ def test_thumbs_write_feedback_beside_the_index(app, folders):
     assert records[0]["answer"]["text"] == "Marlow Hall"
     assert records[0]["sources"][0]["title"] == HARBOUR_TITLE
     assert records[0]["time"]
+    # Both records name the same turn of the same browser session...
+    assert records[0]["turn"] == records[1]["turn"] and records[0]["turn"]
+    assert records[0]["session"] == records[1]["session"] and records[0]["session"]
+    assert [r["rating"] for r in latest_ratings(records)] == ["down"]  # ...so the last counts
+    # Un-clicking is recorded too, and leaves the answer unrated.
+    app.feedback[0].set_value(None).run()
+    records = read_feedback(index)
+    assert records[-1]["rating"] == "withdrawn"
+    assert latest_ratings(records) == []
 
 
 def test_citation_opens_the_article_with_its_cited_passage_marked(app):
