@@ -520,16 +520,16 @@ def articles_page(settings: Settings) -> None:
         return
     index = engine.index
     chunk_counts = Counter(chunk.article_id for chunk in index.chunks)
-    query = st.text_input("Search titles", key="article_search", placeholder="e.g. harbour")
-    words = query.lower().split()
-    matches = [
-        article
-        for article in sorted(index.articles.values(), key=lambda a: a.title.lower())
-        if all(word in article.title.lower() for word in words)
-    ]
+    from retrieval.articles import article_labels, search_articles
+
+    query = st.text_input(
+        "Search articles", key="article_search", placeholder="words of a title or of the text"
+    )
+    matches = search_articles(index.articles.values(), query)
     if not matches:
-        st.info("No article title contains those words.")
+        st.info("No article holds all of those words.")
         return
+    labels = article_labels(list(index.articles.values()))
     ids = [article.id for article in matches]
     wanted = st.session_state.open_article
     if wanted and wanted not in index.articles:
@@ -540,11 +540,13 @@ def articles_page(settings: Settings) -> None:
         "Article",
         ids,
         index=ids.index(wanted) if wanted in ids else 0,
-        format_func=lambda article_id: index.articles[article_id].title,
+        format_func=labels.__getitem__,
     )
     st.session_state.open_article = chosen
     # The list folds away when a citation brought the reader here for one article.
-    with st.expander(f"All {len(matches)} articles", expanded=st.session_state.cited is None):
+    count = f"{len(matches)} article{'s' if len(matches) != 1 else ''}"
+    heading = f"All {count}" if len(matches) == len(index.articles) else f"{count} found"
+    with st.expander(heading, expanded=st.session_state.cited is None):
         st.dataframe(
             [
                 {

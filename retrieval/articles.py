@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import re
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,27 @@ class Article:
     @property
     def content_hash(self) -> str:
         return text_hash(self.text)
+
+
+def search_articles(articles: Iterable[Article], query: str) -> list[Article]:
+    """The articles whose title or text holds every word of `query` (any case), by title."""
+    words = query.lower().split()
+    return sorted(
+        (a for a in articles if all(w in a.title.lower() or w in a.text.lower() for w in words)),
+        key=lambda a: (a.title.lower(), a.source),
+    )
+
+
+def article_labels(articles: Sequence[Article]) -> dict[str, str]:
+    """A label per article id: its title, with its file name where titles repeat."""
+    titles = Counter(article.title for article in articles)
+    names = Counter((article.title, Path(article.source).name) for article in articles)
+    labels = {}
+    for a in articles:
+        name = Path(a.source).name
+        where = name if names[(a.title, name)] == 1 else a.source
+        labels[a.id] = a.title if titles[a.title] == 1 else f"{a.title} ({where})"
+    return labels
 
 
 def text_hash(text: str) -> str:

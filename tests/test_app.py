@@ -199,13 +199,36 @@ def test_citation_opens_the_article_with_its_cited_passage_marked(app):
     assert any(c.value.startswith("Marked: the passages cited for") for c in app.caption)
 
 
-def test_article_browser_searches_titles(app):
+def test_article_browser_searches_titles_and_text(app):
     ask(app, "Where was the reopening ceremony held?")
     [button] = [b for b in app.button if b.key and b.key.startswith("open-answer-")]
     button.click().run()
     app.text_input(key="article_search").set_value("orchard").run()
     assert app.selectbox[0].options == ["Orchard cooperative reports record apple harvest"]
     assert "Orchard cooperative reports record apple harvest" in [s.value for s in app.subheader]
+    assert app.expander[0].label == "1 article found"
+    # The text is searched too, not only the titles.
+    app.text_input(key="article_search").set_value("TONNES juice").run()
+    assert app.selectbox[0].options == ["Orchard cooperative reports record apple harvest"]
+    app.text_input(key="article_search").set_value("").run()
+    assert app.expander[0].label == "All 3 articles"
+
+
+def test_articles_with_the_same_title_are_told_apart_by_file(folders, monkeypatch):
+    corpus, index = folders
+    (corpus / "harbour-update.txt").write_text(
+        f"{HARBOUR_TITLE}\n\nA second report: the harbour wall was inspected again in May.\n",
+        encoding="utf-8",
+    )
+    build_index([corpus], index, config=index_config("fake-hashed-words"))
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.run()
+    ask(at, "Where was the reopening ceremony held?")
+    [button] = [b for b in at.button if b.key and b.key.startswith("open-answer-")]
+    button.click().run()
+    labels = at.selectbox[0].options
+    assert f"{HARBOUR_TITLE} (harbour.txt)" in labels
+    assert f"{HARBOUR_TITLE} (harbour-update.txt)" in labels
 
 
 def test_article_html_and_scripts_are_shown_as_text(app):
