@@ -278,6 +278,8 @@ def index_ui(settings: Settings) -> None:
                 st.caption(f"Up to date with {md_escape(str(settings.corpus_dir))}.")
     if st.button("Rebuild index", icon=":material/refresh:", key="rebuild"):
         build_ui(settings, "Rebuilding the index")
+        # Run again, so the status above is the new index's (the summary is a notice).
+        st.rerun()
 
 
 def build_ui(settings: Settings, label: str) -> bool:
@@ -291,7 +293,7 @@ def build_ui(settings: Settings, label: str) -> bool:
             share = min(done / total, 1.0) if total else 1.0
             text = {
                 "load": f"Read {done} articles",
-                "embed": f"Embedding passages: {done} of {total}",
+                "embed": f"Embedding sentences: {done} of {total}",
                 "save": "Saving the new index version",
             }[stage]
             bar.progress(share, text=text)

@@ -214,6 +214,23 @@ def test_article_browser_searches_titles_and_text(app):
     assert app.expander[0].label == "All 3 articles"
 
 
+def test_sidebar_status_is_the_new_indexs_right_after_a_rebuild(folders):
+    corpus, _ = folders
+    (corpus / "ferry.txt").write_text(
+        "Night ferry returns\n\nThe night ferry to Orkney sails again from Friday.\n",
+        encoding="utf-8",
+    )
+    app = AppTest.from_file(APP, default_timeout=30)
+    app.run()
+    assert "Out of date: 1 new" in markdown_of(app)
+    app.button(key="rebuild").click().run()
+    assert not app.exception
+    page = markdown_of(app)
+    assert "**4** articles" in page and "Out of date" not in page
+    assert "Up to date with" in page
+    assert any("4 articles" in s.value for s in app.success)
+
+
 def test_articles_with_the_same_title_are_told_apart_by_file(folders, monkeypatch):
     corpus, index = folders
     (corpus / "harbour-update.txt").write_text(
