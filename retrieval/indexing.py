@@ -1,20 +1,14 @@
 """Building the index: corpus folders in, a new live index version out.
 
-Only sentences are embedded: a passage's vector is the normalized mean of the
-vectors of the sentences it holds (tune half, dense alone: recall@5 0.869 against
-0.875 for embedding the passage itself; with the whole hybrid search, SQuAD and
-natural-set answers within noise; the build takes half the time, since passages
-are long and embedding costs grow with length). Incremental by content hash: a
-sentence whose text was embedded before (in any article, under any file name)
-reuses its vector, so unchanged, renamed and duplicated articles cost nothing;
-changed articles are re-chunked and their old chunks disappear with the old
-version; deleted files leave the index.
+Incremental by content hash: a chunk whose text was embedded before (in any
+article, under any file name) reuses its vector, so unchanged, renamed and
+duplicated articles cost nothing; changed articles are re-chunked and their
+old chunks disappear with the old version; deleted files leave the index.
 A build that changes nothing writes nothing.
 """
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 import logging
 import time
@@ -32,7 +26,7 @@ from retrieval.articles import (
     load_articles,
     text_hash,
 )
-from retrieval.chunking import Chunk, ChunkingConfig, Sentence, chunk_article, split_sentences
+from retrieval.chunking import ChunkingConfig, chunk_article, split_sentences
 from retrieval.cleaning import CLEANER_VERSION
 from retrieval.embedding import MINILM_NAME, load_embedder, model_dimension
 from retrieval.errors import UserError
@@ -171,21 +165,21 @@ def _build(
     articles = {article.id: article for article in loaded.articles}
     chunks = [c for article in loaded.articles for c in chunk_article(article, config.chunking)]
     sentences = [s for article in loaded.articles for s in split_sentences(article)]
+    chunk_texts = [chunk.text for chunk in chunks]
     sentence_texts = [articles[s.article_id].text[s.start : s.end] for s in sentences]
-    held = sentences_of_chunks(chunks, sentences)
-    # A passage without a whole sentence of its own (rare) is embedded as it is.
-    lone_texts = [chunk.text for chunk, rows in zip(chunks, held, strict=True) if not rows]
     # Vectors are keyed by the hash of the text they embed: whatever article or file
-    # a sentence sits in now, if its text was embedded before, it is reused.
+    # a passage or sentence sits in now, if its text was embedded before, it is reused.
     known: dict[str, np.ndarray] = {}
     if previous is not None:
+        for chunk, vector in zip(previous.chunks, previous.vectors, strict=True):
+            known[text_hash(chunk.text)] = vector
         for sentence, vector in zip(previous.sentences, previous.sentence_vectors, strict=True):
             text = previous.articles[sentence.article_id].text[sentence.start : sentence.end]
             known[text_hash(text)] = vector
-    embedded = {text_hash(t) for t in sentence_texts + lone_texts} - set(known)
-    known = _embed_new(sentence_texts + lone_texts, known, config, report)
+    embedded = {text_hash(t) for t in chunk_texts + sentence_texts} - set(known)
+    known = _embed_new(chunk_texts + sentence_texts, known, config, report)
+    vectors = _stack(chunk_texts, known, config.dimension)
     sentence_vectors = _stack(sentence_texts, known, config.dimension)
-    vectors = passage_vectors(chunks, held, sentence_vectors, known)
     report("save", 0, 1)
     manifest = Manifest(
         format_version=FORMAT_VERSION,
@@ -240,41 +234,6 @@ def _embed_new(
     report("embed", 0, len(missing))
     fresh = embedder.embed(list(missing.values()), progress=advance)
     return {**known, **dict(zip(missing, fresh, strict=True))}
-
-
-def sentences_of_chunks(chunks: Sequence[Chunk], sentences: Sequence[Sentence]) -> list[list[int]]:
-    """For each chunk, the rows of the sentences that overlap it, in order."""
-    rows_of: dict[str, list[int]] = {}
-    for row, sentence in enumerate(sentences):
-        rows_of.setdefault(sentence.article_id, []).append(row)
-    ends = {a: [sentences[r].end for r in rows] for a, rows in rows_of.items()}
-    held: list[list[int]] = []
-    for chunk in chunks:
-        rows = rows_of.get(chunk.article_id, [])
-        # Sentences of an article come in order: skip those ending before the chunk starts.
-        at = bisect.bisect_right(ends.get(chunk.article_id, []), chunk.start)
-        found = []
-        while at < len(rows) and sentences[rows[at]].start < chunk.end:
-            found.append(rows[at])
-            at += 1
-        held.append(found)
-    return held
-
-
-def passage_vectors(
-    chunks: Sequence[Chunk],
-    held: Sequence[Sequence[int]],
-    sentence_vectors: np.ndarray,
-    known: dict[str, np.ndarray],
-) -> np.ndarray:
-    """Each chunk's vector: the unit-length mean of its sentences' vectors (`held` rows),
-    or the vector of its own text (in `known`) when it holds no sentence."""
-    vectors = np.zeros((len(chunks), sentence_vectors.shape[1]), dtype=np.float32)
-    for row, (chunk, rows) in enumerate(zip(chunks, held, strict=True)):
-        mean = sentence_vectors[list(rows)].mean(axis=0) if rows else known[text_hash(chunk.text)]
-        norm = float(np.linalg.norm(mean))
-        vectors[row] = mean / norm if norm else mean
-    return vectors
 
 
 def _stack(texts: list[str], known: dict[str, np.ndarray], dimension: int) -> np.ndarray:

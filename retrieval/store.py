@@ -37,7 +37,7 @@ from retrieval.errors import UserError
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 3  # 2: sentence vectors stored; 3: passage vectors = mean of sentences'
+FORMAT_VERSION = 2  # 2: sentence vectors stored beside chunk vectors
 CURRENT_FILE = "CURRENT"
 VERSIONS_DIR = "versions"
 LOCK_FILE = "build.lock"
