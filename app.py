@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
@@ -293,7 +293,7 @@ def build_ui(settings: Settings, label: str) -> bool:
             share = min(done / total, 1.0) if total else 1.0
             text = {
                 "load": f"Read {done} articles",
-                "embed": f"Embedding sentences: {done} of {total}",
+                "embed": f"Embedding passages and sentences: {done} of {total}",
                 "save": "Saving the new index version",
             }[stage]
             bar.progress(share, text=text)
@@ -582,8 +582,24 @@ def article_ui(article: Article, chunk_count: int) -> None:
 # --- the app --------------------------------------------------------------------------------
 
 
+@st.cache_resource(show_spinner=False)
+def page_icon() -> Any:
+    """A small newspaper-grey square with a blue headline bar, as the tab's icon."""
+    from PIL import Image, ImageDraw
+
+    icon = Image.new("RGBA", (32, 32), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(icon)
+    draw.rounded_rectangle((2, 2, 29, 29), radius=5, fill=(236, 239, 243), outline=(90, 98, 110))
+    draw.rectangle((7, 8, 24, 12), fill=(40, 100, 200))
+    for top in (16, 20, 24):
+        draw.rectangle((7, top, 24, top + 1), fill=(120, 128, 140))
+    return icon
+
+
 def main() -> None:
-    st.set_page_config(page_title="Article Q&A", page_icon=":material/newspaper:")
+    # The icon is drawn here: a Material or emoji icon is fetched from a font server, and
+    # the page must make no request outside this machine.
+    st.set_page_config(page_title="Article Q&A", page_icon=page_icon())
     st.html(PAGE_CSS)
     settings = app_settings(sys.argv[1:])
     init_state()

@@ -110,12 +110,21 @@ def ask_in_browser(page, url: str) -> None:
 
 
 def test_question_in_the_browser_gets_highlighted_answer_and_source(page_url, screenshot_dir):
+    from urllib.parse import urlsplit
+
     from playwright.sync_api import expect, sync_playwright
 
+    outside: list[str] = []
+    failed: list[str] = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
+            # The page works offline: nothing it loads may come from outside this machine.
+            page.on("request", lambda r: outside.append(r.url)
+                    if urlsplit(r.url).hostname not in (None, "127.0.0.1", "localhost")
+                    and not r.url.startswith(("data:", "blob:")) else None)  # fmt: skip
+            page.on("requestfailed", lambda r: failed.append(f"{r.url} {r.failure}"))
             ask_in_browser(page, page_url)
             expect(page.locator("mark", has_text="Sochi").first).to_be_visible()
             expect(page.locator("strong", has_text="Sochi").first).to_be_visible()
@@ -135,3 +144,5 @@ def test_question_in_the_browser_gets_highlighted_answer_and_source(page_url, sc
             dark.screenshot(path=screenshot_dir / "screenshot-dark.png")
         finally:
             browser.close()
+    assert outside == [], outside
+    assert not [f for f in failed if "ERR_NAME_NOT_RESOLVED" in f], failed
