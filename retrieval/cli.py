@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -527,13 +529,19 @@ def feedback(index_dir: Path, as_json: bool) -> None:
         click.echo(f"{record['time']}  {record['rating']:<4}  {record['question']}  ->  {answer}")
 
 
+def squad_file_option(name: str, dest: str, help_text: str) -> Callable[[Any], Any]:
+    """A required SQuAD json file option of the benchmark commands."""
+    return click.option(
+        name, dest, required=True, type=click.Path(dir_okay=False, path_type=Path),
+        help=help_text,
+    )  # fmt: skip
+
+
 @main.command("eval-speed")
-@click.option(
+@squad_file_option(
     "--articles",
     "articles_file",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="SQuAD json: its first articles are embedded and its questions asked.",
+    "SQuAD json: its first articles are embedded and its questions asked.",
 )
 @click.option("--n-articles", default=4, show_default=True, type=click.IntRange(min=1))
 @click.option("--questions", "n_questions", default=100, show_default=True,
@@ -565,20 +573,8 @@ def eval_speed(
 
 
 @main.command("eval-build")
-@click.option(
-    "--articles",
-    "articles_file",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="SQuAD json whose articles make up the corpus.",
-)
-@click.option(
-    "--add",
-    "extra_file",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="SQuAD json whose first article is the one added.",
-)
+@squad_file_option("--articles", "articles_file", "SQuAD json whose articles make up the corpus.")
+@squad_file_option("--add", "extra_file", "SQuAD json whose first article is the one added.")
 @click.option("--repeats", default=3, show_default=True, type=click.IntRange(min=1))
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path))
 def eval_build(articles_file: Path, extra_file: Path, repeats: int, json_out: Path | None) -> None:
