@@ -57,11 +57,34 @@ def cache_root() -> Path:
 
 
 def _file_digest(path: Path) -> str:
+    """sha256 of a file's bytes, remembered beside the graphs by path, size and mtime.
+
+    Every start keys the graphs by the weights; hashing 110 MB of them each time
+    would cost a fifth of a second of every cold start.
+    """
+    stat = path.stat()
+    stamp = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    known_file = cache_root() / "onnx" / "digests.json"
+    try:
+        known = json.loads(known_file.read_text())
+    except (OSError, ValueError):
+        known = {}
+    remembered = stat.st_size >= 1 << 20  # small files cost nothing to hash again
+    if remembered and isinstance(known.get(stamp), str):
+        return known[stamp]
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
-    return digest.hexdigest()
+    if not remembered:
+        return digest.hexdigest()
+    known[stamp] = digest.hexdigest()
+    try:
+        known_file.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(known_file, json.dumps(known, indent=1) + "\n")
+    except OSError:  # a read-only cache: hash again next time
+        pass
+    return known[stamp]
 
 
 def weights_key(kind: str, reader_weights: Path | None = None) -> str:
