@@ -65,6 +65,8 @@ class MiniLMEmbedder:
         self.threads = threads or os.cpu_count() or 1
         self._sessions: dict[tuple[str, int], Any] = {}
         self.precision = precision or choose_precision("embedder", self._time_batch)
+        # Timing the choice opened both precisions' sessions: keep the chosen one's only.
+        self._sessions = {k: v for k, v in self._sessions.items() if k[0] == self.precision}
 
     def _session(self, precision: str, threads: int) -> Any:
         from retrieval.runtime import session
@@ -101,14 +103,15 @@ class MiniLMEmbedder:
         threads = 1 if len(unique) <= self.small_batch else self.threads
         run = self._session(self.precision, threads)
         counts = collections.Counter(texts) if len(unique) < len(texts) else None
+        batch_texts = [[unique[i] for i in rows] for rows in batches]
         with ThreadPoolExecutor(max_workers=1) as tokenizing:
-            pending = [tokenizing.submit(self._inputs, [unique[i] for i in rows])
-                       for rows in batches[:1]]  # fmt: skip
-            for number, rows in enumerate(batches):
-                inputs = pending.pop().result()
-                if number + 1 < len(batches):  # tokenize the next batch meanwhile
-                    nxt = [unique[i] for i in batches[number + 1]]
-                    pending.append(tokenizing.submit(self._inputs, nxt))
+            # One worker tokenizes the batches in order, ahead of the model running them.
+            tokenized = (
+                tokenizing.map(self._inputs, batch_texts)
+                if len(batches) > 1
+                else map(self._inputs, batch_texts)  # one batch (a question): no hand-over
+            )
+            for rows, inputs in zip(batches, tokenized, strict=True):
                 vectors[rows] = run.run(None, inputs)[0]
                 if progress is not None:
                     progress(sum(counts[unique[i]] for i in rows) if counts else len(rows))
