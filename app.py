@@ -19,7 +19,6 @@ import os
 import re
 import sys
 import uuid
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -122,7 +121,7 @@ def load_status(index_dir: str, corpus_dir: str, version: str) -> IndexStatus:
 def load_examples(_engine: QAEngine, version: str) -> list[str]:
     from retrieval.suggestions import example_questions
 
-    return example_questions(_engine.index.articles.values(), limit=EXAMPLE_COUNT)
+    return example_questions(_engine.index.documents.articles(), limit=EXAMPLE_COUNT)
 
 
 def live_version(settings: Settings) -> str | None:
@@ -381,7 +380,7 @@ def ask_page(settings: Settings) -> None:
     if engine is None:
         return
     st.caption(
-        f"{len(engine.index.articles)} articles. Answers are copied from them, never made up."
+        f"{len(engine.index.manifest.articles)} articles. Answers are copied from them, never made up."
     )
     question = question or st.session_state.pending_question
     st.session_state.pending_question = None
@@ -520,21 +519,22 @@ def articles_page(settings: Settings) -> None:
     engine = open_engine(settings)
     if engine is None:
         return
-    index = engine.index
-    chunk_counts = Counter(chunk.article_id for chunk in index.chunks)
+    documents = engine.index.documents
+    chunk_counts = documents.passage_counts()
+    everything = {article.id: article for article in documents.articles()}
     from retrieval.articles import article_labels, search_articles
 
     query = st.text_input(
         "Search articles", key="article_search", placeholder="words of a title or of the text"
     )
-    matches = search_articles(index.articles.values(), query)
+    matches = search_articles(everything.values(), query)
     if not matches:
         st.info("No article holds all of those words.")
         return
-    labels = article_labels(list(index.articles.values()))
+    labels = article_labels(list(everything.values()))
     ids = [article.id for article in matches]
     wanted = st.session_state.open_article
-    if wanted and wanted not in index.articles:
+    if wanted and wanted not in everything:
         st.warning("The cited article has changed since it was cited; pick it again below.")
     # No key: the default follows the article a citation opened, and a choice here sticks.
     # Option labels are plain text, not Markdown, so titles go in unescaped.
@@ -547,13 +547,13 @@ def articles_page(settings: Settings) -> None:
     st.session_state.open_article = chosen
     # The list folds away when a citation brought the reader here for one article.
     count = f"{len(matches)} article{'s' if len(matches) != 1 else ''}"
-    heading = f"All {count}" if len(matches) == len(index.articles) else f"{count} found"
+    heading = f"All {count}" if len(matches) == len(everything) else f"{count} found"
     with st.expander(heading, expanded=st.session_state.cited is None):
         st.dataframe(
             [
                 {
                     "Title": article.title,
-                    "Chunks": chunk_counts[article.id],
+                    "Chunks": chunk_counts.get(article.id, 0),
                     "File": Path(article.source).name,
                     "Published": article.published or "",
                 }
@@ -562,7 +562,7 @@ def articles_page(settings: Settings) -> None:
             hide_index=True,
             width="stretch",
         )
-    article_ui(index.articles[chosen], chunk_counts[chosen])
+    article_ui(everything[chosen], chunk_counts.get(chosen, 0))
 
 
 def article_ui(article: Article, chunk_count: int) -> None:

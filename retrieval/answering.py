@@ -16,12 +16,14 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from retrieval.search import Hit, chunks_of_sentences
+from retrieval.documents import StoredSentence
+from retrieval.search import Hit
 from retrieval.store import StoredIndex
 from retrieval.text import STOPWORDS, content_stems, stem, word_spans, words
 
@@ -375,28 +377,35 @@ class Answerer:
         reader: Reader | None = None,
         calibration: Calibration | None = None,
         read_passages: int = 3,
-        sentence_chunks: Sequence[tuple[int, ...]] | None = None,
     ) -> None:
         self.index = index
         self.idf = idf
         self.reader = reader
         self.calibration = calibration or Calibration.load()
         self.read_passages = read_passages
-        self._stems: list[frozenset[str]] = []
-        for sentence in index.sentences:
-            text = index.articles[sentence.article_id].text[sentence.start : sentence.end]
-            self._stems.append(frozenset(content_stems(text)))
-        # Which sentences each passage touches: the search's sentence -> passage map, turned round.
-        self._sentences_of: dict[str, list[int]] = {}
-        if sentence_chunks is None:  # the searcher's, when it has been worked out already
-            sentence_chunks = chunks_of_sentences(index)
-        for row, chunk_rows in enumerate(sentence_chunks):
-            for chunk_row in chunk_rows:
-                self._sentences_of.setdefault(index.chunks[chunk_row].id, []).append(row)
 
-    def _rows_in(self, hit: Hit) -> list[int]:
-        """Rows of the sentences that overlap the hit's passage, whole even if it cuts them."""
-        return self._sentences_of.get(hit.chunk.id, [])
+    def _sentences_in(self, hits: Sequence[Hit]) -> list[tuple[Hit, StoredSentence, frozenset]]:
+        """Each hit's sentences (whole even where its passage cuts them), once each, with the
+        content stems of the sentence before them in their article."""
+        documents = self.index.documents
+        found = []
+        seen: set[int] = set()
+        for hit in hits:
+            own = documents.sentences_in(hit.chunk)
+            for at, stored in enumerate(own):
+                if stored.key in seen:
+                    continue
+                seen.add(stored.key)
+                previous = own[at - 1] if at else None
+                if previous is None and stored.seq > 0:
+                    previous = documents.sentence_at(hit.article.id, stored.seq - 1)
+                before = (
+                    _stems(hit.article.text[previous.sentence.start : previous.sentence.end])
+                    if previous is not None
+                    else frozenset()
+                )
+                found.append((hit, stored, before))
+        return found
 
     def score_sentences(
         self,
@@ -412,34 +421,32 @@ class Answerer:
         for s in content_stems(context):
             weights.setdefault(s, 0.3 * self.idf(s))
         total = sum(weights.values()) or 1.0
-        seen: set[int] = set()
+        found = self._sentences_in(hits)
+        if not found:
+            return []
+        # Meaning is matched on the question alone: the earlier turn's words already
+        # steer retrieval and the lexical score.
+        similarities = self.index.sentences.get([stored.key for _, stored, _ in found]) @ (
+            question_vector
+        )
         scored = []
-        for hit in hits:
-            for row in self._rows_in(hit):
-                if row in seen:
-                    continue
-                seen.add(row)
-                sentence = self.index.sentences[row]
-                present = self._stems[row]
-                # A sentence often names its subject only in the sentence before
-                # ("The robot was installed... It cost 185,000 pounds"): half credit.
-                before: frozenset[str] = frozenset()
-                if row > 0 and self.index.sentences[row - 1].article_id == sentence.article_id:
-                    before = self._stems[row - 1] - present
-                lexical = (
-                    sum(w for s, w in weights.items() if s in present)
-                    + 0.5 * sum(w for s, w in weights.items() if s in before)
-                ) / total
-                # Meaning is matched on the question alone: the earlier turn's words already
-                # steer retrieval and the lexical score.
-                similarity = float(self.index.sentence_vectors[row] @ question_vector)
-                # A sentence also inherits some relevance from its passage.
-                score = 0.4 * similarity + 0.4 * lexical + 0.2 * hit.dense_score
-                if article_id is not None and hit.article.id == article_id:
-                    score += 0.05
-                scored.append(
-                    ScoredSentence(hit, sentence.start, sentence.end, similarity, lexical, score)
-                )
+        for (hit, stored, before_all), similarity in zip(found, similarities, strict=True):
+            sentence = stored.sentence
+            present = _stems(hit.article.text[sentence.start : sentence.end])
+            # A sentence often names its subject only in the sentence before
+            # ("The robot was installed... It cost 185,000 pounds"): half credit.
+            before = before_all - present
+            lexical = (
+                sum(w for s, w in weights.items() if s in present)
+                + 0.5 * sum(w for s, w in weights.items() if s in before)
+            ) / total
+            # A sentence also inherits some relevance from its passage.
+            score = 0.4 * float(similarity) + 0.4 * lexical + 0.2 * hit.dense_score
+            if article_id is not None and hit.article.id == article_id:
+                score += 0.05
+            scored.append(
+                ScoredSentence(hit, sentence.start, sentence.end, float(similarity), lexical, score)
+            )
         scored.sort(key=lambda s: -s.score)
         return scored
 
@@ -554,6 +561,11 @@ def evidence_confidence(dense: float, passage: float, lexical: float, fit: float
     """Squash the evidence into [0, 1]: meaning match of sentence and passage, word coverage."""
     raw = 0.35 * dense + 0.2 * passage + 0.35 * lexical + 0.1 * fit
     return round(1.0 / (1.0 + math.exp(-8.0 * (raw - 0.4))), 4)
+
+
+@lru_cache(maxsize=8192)
+def _stems(text: str) -> frozenset[str]:
+    return frozenset(content_stems(text))
 
 
 def idf_table(token_lists: Sequence[Sequence[str]]) -> Callable[[str], float]:

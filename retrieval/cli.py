@@ -291,13 +291,11 @@ def articles(index_dir: Path, as_json: bool) -> None:
     """
     from retrieval.store import load_index
 
-    index = load_index(index_dir)
-    counts: dict[str, int] = {}
-    for chunk in index.chunks:
-        counts[chunk.article_id] = counts.get(chunk.article_id, 0) + 1
+    documents = load_index(index_dir).documents
+    counts = documents.passage_counts()
     rows = [
         {"id": a.id, "title": a.title, "source": a.source, "chunks": counts.get(a.id, 0)}
-        for a in sorted(index.articles.values(), key=lambda a: a.source)
+        for a in documents.articles()
     ]
     if as_json:
         click.echo(json.dumps(rows, ensure_ascii=False))
@@ -319,8 +317,7 @@ def show(index_dir: Path, as_json: bool, article_id: str) -> None:
     """
     from retrieval.store import load_index
 
-    index = load_index(index_dir)
-    matches = [a for key, a in index.articles.items() if key.startswith(article_id)]
+    matches = load_index(index_dir).documents.articles_by_prefix(article_id)
     if len(matches) != 1:
         problem = "no article" if not matches else f"{len(matches)} articles"
         raise UserError(

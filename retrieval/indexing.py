@@ -158,7 +158,7 @@ def _build(
         and (previous.manifest.files == files)
     ):
         return BuildReport(
-            index_dir, len(previous.articles), len(previous.chunks), 0,
+            index_dir, len(previous.manifest.articles), previous.manifest.passages, 0,
             time.perf_counter() - started, False,
             skipped=loaded.skipped, duplicates=loaded.duplicates,
         )  # fmt: skip
@@ -169,13 +169,7 @@ def _build(
     sentence_texts = [articles[s.article_id].text[s.start : s.end] for s in sentences]
     # Vectors are keyed by the hash of the text they embed: whatever article or file
     # a passage or sentence sits in now, if its text was embedded before, it is reused.
-    known: dict[str, np.ndarray] = {}
-    if previous is not None:
-        for chunk, vector in zip(previous.chunks, previous.vectors, strict=True):
-            known[text_hash(chunk.text)] = vector
-        for sentence, vector in zip(previous.sentences, previous.sentence_vectors, strict=True):
-            text = previous.articles[sentence.article_id].text[sentence.start : sentence.end]
-            known[text_hash(text)] = vector
+    known = _reusable(previous, chunk_texts + sentence_texts) if previous is not None else {}
     embedded = {text_hash(t) for t in chunk_texts + sentence_texts} - set(known)
     known = _embed_new(chunk_texts + sentence_texts, known, config, report)
     vectors = _stack(chunk_texts, known, config.dimension)
@@ -192,6 +186,8 @@ def _build(
         build_seconds=round(time.perf_counter() - started, 3),
         articles=now,
         files=files,
+        passages=len(chunks),
+        sentences=len(sentences),
     )
     save_version(
         index_dir, manifest, list(loaded.articles), chunks, vectors, sentences, sentence_vectors
@@ -210,6 +206,20 @@ def _build(
         skipped=loaded.skipped,
         duplicates=loaded.duplicates,
     )
+
+
+def _reusable(previous: StoredIndex, texts: list[str]) -> dict[str, np.ndarray]:
+    """Text hash -> vector, for the texts the previous version holds a passage or sentence of."""
+    known: dict[str, np.ndarray] = {}
+    wanted = list(dict.fromkeys(text_hash(text) for text in texts))
+    for table, vectors in (
+        ("passages", previous.passages),
+        ("sentences", previous.sentences),
+    ):
+        found = previous.documents.keys_by_text(table, [h for h in wanted if h not in known])
+        if found:
+            known.update(zip(found, vectors.get(list(found.values())), strict=True))
+    return known
 
 
 def _embed_new(

@@ -20,7 +20,6 @@ from retrieval.answering import (
     Answerer,
     Calibration,
     Reader,
-    idf_table,
 )
 from retrieval.conversation import ResolvedQuestion, Turn, resolve_followup
 from retrieval.embedding import MINILM_NAME, Embedder, load_embedder
@@ -28,7 +27,6 @@ from retrieval.errors import UserError
 from retrieval.indexing import index_config
 from retrieval.search import Hit, Mode, Searcher
 from retrieval.store import StoredIndex, load_index, read_manifest
-from retrieval.text import content_stems
 
 MAX_QUESTION_CHARS = 1000
 
@@ -146,8 +144,7 @@ class QAEngine:
         self.index = index
         self.embedder = embedder
         self.searcher = Searcher(index, embedder)
-        idf = idf_table([content_stems(chunk.text) for chunk in index.chunks])
-        self.answerer = Answerer(index, idf, reader, sentence_chunks=self.searcher.sentence_chunks)
+        self.answerer = Answerer(index, index.documents.idf, reader)
         self.default_threshold = shipped_threshold(index.manifest.model, self.answerer.calibration)
 
     @classmethod

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from retrieval.indexing import file_hashes
-from retrieval.store import load_index
+from retrieval.store import read_manifest
 
 
 @dataclass(frozen=True)
@@ -30,16 +30,16 @@ class IndexStatus:
 def index_status(index_dir: str | Path, corpus: Sequence[str | Path]) -> IndexStatus:
     """The live index's figures, and the corpus files that differ from what it was built from."""
     index_dir = Path(index_dir)
-    index = load_index(index_dir)
-    built = index.manifest.files
+    manifest = read_manifest(index_dir)  # the manifest alone: no store is opened
+    built = manifest.files
     now = file_hashes([path for path in corpus if Path(path).exists()])
     size = sum(f.stat().st_size for f in index_dir.rglob("*") if f.is_file())
     return IndexStatus(
         index_dir=str(index_dir),
-        articles=len(index.articles),
-        chunks=len(index.chunks),
-        model=index.manifest.model,
-        built_at=index.manifest.built_at,
+        articles=len(manifest.articles),
+        chunks=manifest.passages,
+        model=manifest.model,
+        built_at=manifest.built_at,
         size_bytes=size,
         new=tuple(sorted(set(now) - set(built))),
         changed=tuple(sorted(p for p in set(now) & set(built) if now[p] != built[p])),

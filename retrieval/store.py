@@ -4,10 +4,15 @@ Layout of an index folder::
 
     index/
       CURRENT           name of the live version (replaced atomically)
-      versions/<name>/  manifest.json, articles.jsonl, chunks.jsonl, vectors.faiss,
-                        sentences.jsonl, sentences.faiss
+      versions/<name>/  manifest.json; documents.sqlite (articles, passages, sentences:
+                        `retrieval.documents`); passages.faiss and sentences.faiss
+                        (`retrieval.vectors`); bm25/ (`retrieval.lexical`)
       build.lock        held while a build runs (also by the page's rebuild button)
       feedback.jsonl    ratings from the page; outside versions/, so rebuilds keep it
+
+Each part is reached through its store's small interface, by id: nothing at
+open reads the whole corpus into Python objects, and the vector and BM25 files
+are memory-mapped.
 
 A build writes a complete new version beside the live one, then switches
 CURRENT with a rename: a build killed at any moment leaves the previous
@@ -23,6 +28,7 @@ import json
 import logging
 import os
 import shutil
+import sqlite3
 import tempfile
 import time
 from collections.abc import Iterator
@@ -33,21 +39,25 @@ import numpy as np
 
 from retrieval.articles import Article
 from retrieval.chunking import Chunk, ChunkingConfig, Sentence
+from retrieval.documents import DocumentStore, passage_key, sentence_key, write_documents
 from retrieval.errors import UserError
+from retrieval.lexical import Bm25Store, LexicalStore
+from retrieval.vectors import Encoding, FaissVectorStore, VectorStore
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 2  # 2: sentence vectors stored beside chunk vectors
+FORMAT_VERSION = 3  # 2: sentence vectors beside chunk vectors; 3: stores reached by id
 CURRENT_FILE = "CURRENT"
 VERSIONS_DIR = "versions"
 LOCK_FILE = "build.lock"
 FEEDBACK_FILE = "feedback.jsonl"
 MANIFEST_FILE = "manifest.json"
-ARTICLES_FILE = "articles.jsonl"
-CHUNKS_FILE = "chunks.jsonl"
-VECTORS_FILE = "vectors.faiss"
-SENTENCES_FILE = "sentences.jsonl"
+DOCUMENTS_FILE = "documents.sqlite"
+VECTORS_FILE = "passages.faiss"
 SENTENCE_VECTORS_FILE = "sentences.faiss"
+LEXICAL_DIR = "bm25"
+# How sentence vectors are kept (there are about five per passage).
+SENTENCE_ENCODING: Encoding = "fp32"
 
 
 def rebuild_hint(index_dir: Path) -> str:
@@ -76,6 +86,8 @@ class Manifest:
     build_seconds: float
     articles: dict[str, str] = field(default_factory=dict)  # source -> clean-text hash
     files: dict[str, str] = field(default_factory=dict)  # corpus file -> raw-bytes hash
+    passages: int = 0
+    sentences: int = 0
 
     @property
     def config(self) -> IndexConfig:
@@ -89,18 +101,14 @@ class Manifest:
 
 @dataclass(frozen=True)
 class StoredIndex:
-    """One loaded version: articles, chunks and sentences, each with their vectors in order."""
+    """One opened version: its stores, each reached by id."""
 
     path: Path
     manifest: Manifest
-    articles: dict[str, Article]
-    chunks: tuple[Chunk, ...]
-    vectors: np.ndarray
-    sentences: tuple[Sentence, ...]
-    sentence_vectors: np.ndarray
-
-    def article_of(self, chunk: Chunk) -> Article:
-        return self.articles[chunk.article_id]
+    documents: DocumentStore
+    passages: VectorStore  # passage key -> the passage's vector
+    sentences: VectorStore  # sentence key -> the sentence's vector
+    lexical: LexicalStore  # BM25 over the passages (with their titles)
 
 
 def check_format(manifest: Manifest, index_dir: Path) -> None:
@@ -167,11 +175,6 @@ def read_manifest(index_dir: Path) -> Manifest:
         ) from None
 
 
-def _read_jsonl(path: Path) -> list:
-    with path.open(encoding="utf-8") as lines:
-        return [json.loads(line) for line in lines if line.strip()]
-
-
 def load_index(index_dir: Path, expected: IndexConfig | None = None) -> StoredIndex:
     """The live version of `index_dir`, checked against `expected` when given."""
     index_dir = Path(index_dir)
@@ -181,52 +184,49 @@ def load_index(index_dir: Path, expected: IndexConfig | None = None) -> StoredIn
         check_compatible(manifest, expected, index_dir)
     version = current_version(index_dir)
     try:
-        articles = {row["id"]: Article(**row) for row in _read_jsonl(version / ARTICLES_FILE)}
-        chunks = []
-        for row in _read_jsonl(version / CHUNKS_FILE):
-            text = articles[row["article_id"]].text[row["start"] : row["end"]]
-            chunks.append(Chunk(text=text, **row))
-        vectors = read_vectors(version / VECTORS_FILE)
-        sentences = [
-            Sentence(article_id, start, end)
-            for article_id, start, end in _read_jsonl(version / SENTENCES_FILE)
-        ]
-        sentence_vectors = read_vectors(version / SENTENCE_VECTORS_FILE)
-    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as error:
+        documents = DocumentStore.open(version / DOCUMENTS_FILE)
+        passages = FaissVectorStore.load(version / VECTORS_FILE, manifest.dimension)
+        sentences = FaissVectorStore.load(
+            version / SENTENCE_VECTORS_FILE, manifest.dimension, SENTENCE_ENCODING
+        )
+        lexical = Bm25Store.load(version / LEXICAL_DIR)
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError, sqlite3.Error) as error:
         raise UserError(
             f"index at {index_dir} is damaged ({type(error).__name__} while reading "
             f"{version.name}): {rebuild_hint(index_dir)}"
         ) from None
-    for rows, table, name in (
-        (vectors, chunks, "chunks"),
-        (sentence_vectors, sentences, "sentences"),
+    for store, count, name in (
+        (passages, manifest.passages, "passages"),
+        (lexical, manifest.passages, "passages"),
+        (sentences, manifest.sentences, "sentences"),
     ):
-        if rows.shape != (len(table), manifest.dimension):
+        if len(store) != count:
             raise UserError(
-                f"index at {index_dir} is damaged ({rows.shape[0]} vectors for {len(table)} "
+                f"index at {index_dir} is damaged ({len(store)} stored for {count} "
                 f"{name}): {rebuild_hint(index_dir)}"
             )
-    return StoredIndex(
-        version, manifest, articles, tuple(chunks), vectors, tuple(sentences), sentence_vectors
-    )
+    return StoredIndex(version, manifest, documents, passages, sentences, lexical)
 
 
-def read_vectors(path: Path) -> np.ndarray:
-    import faiss
+def write_vectors(
+    path: Path,
+    keys: list[int],
+    vectors: np.ndarray,
+    dimension: int,
+    encoding: Encoding = "fp32",
+) -> None:
+    store = FaissVectorStore(dimension, encoding)
+    store.add(keys, vectors)
+    store.save(path)
+    _fsync(path)
 
-    if not path.is_file():
-        raise OSError(f"{path.name} missing")
-    index = faiss.read_index(str(path))
-    return index.reconstruct_n(0, index.ntotal) if index.ntotal else np.zeros((0, index.d))
 
-
-def write_vectors(path: Path, vectors: np.ndarray, dimension: int) -> None:
-    import faiss
-
-    index = faiss.IndexFlatIP(dimension)
-    if len(vectors):
-        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-    faiss.write_index(index, str(path))
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -236,14 +236,6 @@ def _fsync_dir(path: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
-
-
-def _write_jsonl(path: Path, rows: list) -> None:
-    with path.open("w", encoding="utf-8") as out:
-        for row in rows:
-            out.write(json.dumps(row, ensure_ascii=False) + "\n")
-        out.flush()
-        os.fsync(out.fileno())
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -287,17 +279,19 @@ def save_version(
     name = time.strftime("v%Y%m%d-%H%M%S-") + os.urandom(3).hex()
     staging = Path(tempfile.mkdtemp(dir=versions, prefix=".partial-"))
     try:
-        _write_jsonl(staging / ARTICLES_FILE, [asdict(article) for article in articles])
-        _write_jsonl(
-            staging / CHUNKS_FILE,
-            [
-                {"id": c.id, "article_id": c.article_id, "start": c.start, "end": c.end}
-                for c in chunks
-            ],
+        write_documents(staging / DOCUMENTS_FILE, articles, chunks, sentences)
+        _fsync(staging / DOCUMENTS_FILE)
+        write_vectors(
+            staging / VECTORS_FILE, [passage_key(c) for c in chunks], vectors, manifest.dimension
         )
-        write_vectors(staging / VECTORS_FILE, vectors, manifest.dimension)
-        _write_jsonl(staging / SENTENCES_FILE, [[s.article_id, s.start, s.end] for s in sentences])
-        write_vectors(staging / SENTENCE_VECTORS_FILE, sentence_vectors, manifest.dimension)
+        write_vectors(
+            staging / SENTENCE_VECTORS_FILE, [sentence_key(s) for s in sentences],
+            sentence_vectors, manifest.dimension, SENTENCE_ENCODING,
+        )  # fmt: skip
+        titles = {article.id: article.title for article in articles}
+        Bm25Store.build(
+            [passage_key(c) for c in chunks], [f"{titles[c.article_id]}\n{c.text}" for c in chunks]
+        ).save(staging / LEXICAL_DIR)
         # The manifest goes last: a version with a manifest is a complete one.
         atomic_write_text(staging / MANIFEST_FILE, json.dumps(asdict(manifest), indent=2))
         _fsync_dir(staging)

@@ -116,7 +116,7 @@ def test_reader_span_becomes_the_answer_with_article_offsets(small_index):
     hits = Searcher(small_index, FakeEmbedder()).search("Who is the mayor?", top_k=3)
     vector = FakeEmbedder().embed(["Who is the mayor?"])[0]
     answer = answerer.answer("Who is the mayor?", vector, hits)
-    article = small_index.articles[answer.article_id]
+    article = small_index.documents.article(answer.article_id)
     assert answer.text == "Tobias Grant" == article.text[answer.start : answer.end]
     assert answer.sentence_start <= answer.start < answer.end <= answer.sentence_end
     assert "mayor" in answer.sentence

@@ -20,13 +20,17 @@ def test_first_build_indexes_every_article(corpus, tmp_path):
     report = build_fake(corpus, tmp_path / "index")
     index = load_index(tmp_path / "index", FAKE)
     assert report.written
-    assert report.articles == len(ARTICLES) == len(index.articles)
-    assert report.chunks == len(index.chunks)
-    texts = {c.text for c in index.chunks} | {
-        index.articles[s.article_id].text[s.start : s.end] for s in index.sentences
+    documents = index.documents
+    assert report.articles == len(ARTICLES) == documents.article_count()
+    passages = documents.all_passages()
+    assert report.chunks == len(passages) == len(index.passages) == len(index.lexical)
+    sentences = documents.all_sentences()
+    texts = {c.text for _, c in passages} | {
+        documents.article(s.sentence.article_id).text[s.sentence.start : s.sentence.end]
+        for s in sentences
     }
     assert report.embedded == len(texts)
-    assert len(index.sentence_vectors) == len(index.sentences) > len(index.chunks)
+    assert len(index.sentences) == len(sentences) > len(passages)
     assert sorted(report.added) == sorted(f"{corpus.as_posix()}/{n}" for n in ARTICLES)
 
 
@@ -48,7 +52,7 @@ def test_changed_article_replaces_its_chunks(corpus, tmp_path):
     index = load_index(tmp_path / "index")
     assert report.changed == (f"{corpus.as_posix()}/orchard.txt",)
     assert report.embedded == 1
-    texts = " ".join(chunk.text for chunk in index.chunks)
+    texts = " ".join(chunk.text for _, chunk in index.documents.all_passages())
     assert "Rain cancelled" in texts and "12,000 visitors" not in texts
 
 
@@ -58,7 +62,7 @@ def test_deleted_file_leaves_the_index(corpus, tmp_path):
     report = build_fake(corpus, tmp_path / "index")
     index = load_index(tmp_path / "index")
     assert report.removed == (f"{corpus.as_posix()}/orchard.txt",)
-    assert all("Orchard" not in a.title for a in index.articles.values())
+    assert all("Orchard" not in a.title for a in index.documents.articles())
 
 
 def test_renamed_file_is_not_embedded_again(corpus, tmp_path):

@@ -72,7 +72,7 @@ def wrap(module, name, before=None, after=None, only=lambda *args: True):
 
 wrap(indexing, "load_articles", after="loaded")
 wrap(indexing, "_embed_new", before="embedding")
-wrap(store, "_write_jsonl", after="wrote-a-table")
+wrap(store, "write_documents", after="wrote-a-table")
 wrap(store, "write_vectors", after="wrote-vectors")
 wrap(store.os, "rename", after="version-renamed")
 wrap(store, "atomic_write_text", before="manifest", only=lambda path, text: path.name != "CURRENT")
@@ -102,11 +102,11 @@ def test_build_killed_at_each_point_leaves_the_previous_index_answering(tmp_path
         process.wait()
     after = load_index(index, FAKE)  # the previous version, whole
     assert after.path == before.path
-    assert {a.title for a in after.articles.values()} == {a.title for a in before.articles.values()}
+    assert {a.title for a in after.documents.articles()} == {a.title for a in before.documents.articles()}
     # Nothing the killed build left behind blocks the next build, which completes.
     finished = run_cli("build", "--corpus", str(corpus), "--index", str(index), *FAKE_MODEL)
     assert finished.returncode == 0, finished.stderr
-    assert "Late news" in {a.title for a in load_index(index, FAKE).articles.values()}
+    assert "Late news" in {a.title for a in load_index(index, FAKE).documents.articles()}
     assert not list((index / "versions").glob(".partial-*"))
 
 
@@ -164,19 +164,25 @@ def test_build_over_bad_input_indexes_good_files_and_lists_the_rest(tmp_path):
     ]:
         assert f"skipped {root}/{name}: {reason}" in out
     index = load_index(tmp_path / "i")
-    titles = {a.title for a in index.articles.values()}
+    titles = {a.title for a in index.documents.articles()}
     assert {"Café opens", "Quotes", "BOM title", "Wide text", "Spaces", "Nested"} <= titles
     assert "Harbour ferry returns to Port Wren" in titles
+
+
+def _truncate(path):
+    path.write_bytes(path.read_bytes()[:1000])
 
 
 @pytest.mark.parametrize(
     ("damage", "message"),
     [
-        (lambda v: (v / "vectors.faiss").write_bytes(b"junk"), "is damaged (RuntimeError"),
-        (lambda v: (v / "chunks.jsonl").write_text('{"id": "a'), "is damaged (JSONDecodeError"),
+        (lambda v: (v / "passages.faiss").write_bytes(b"junk"), "is damaged (RuntimeError"),
+        (lambda v: _truncate(v / "documents.sqlite"), "is damaged (DatabaseError"),
+        (lambda v: (v / "bm25" / "keys.npy").unlink(), "is damaged (OSError"),
+        (lambda v: (v / "sentences.faiss").unlink(), "is damaged (OSError"),
         (lambda v: (v / "manifest.json").write_text("not json"), "manifest.json unreadable"),
     ],
-    ids=["corrupt-faiss", "truncated-chunks", "manifest-not-json"],
+    ids=["corrupt-faiss", "truncated-documents", "no-bm25", "no-sentences", "manifest-not-json"],
 )
 def test_damaged_index_gives_one_line_with_the_fix(tmp_path, damage, message):
     index = tmp_path / "index"

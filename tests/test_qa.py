@@ -29,7 +29,7 @@ def fake_engine(tmp_path_factory):
 def test_answer_offsets_slice_the_article(fake_engine):
     result = fake_engine.ask("Who steered the ferry?", threshold=0.0)
     answer = result.answer
-    article = fake_engine.index.articles[answer.article_id]
+    article = fake_engine.index.documents.article(answer.article_id)
     assert article.text[answer.start : answer.end] == answer.text == "Captain Alma Reyes"
     assert article.text[answer.sentence_start : answer.sentence_end] == answer.sentence
     assert answer.sentence_start <= answer.start < answer.end <= answer.sentence_end
@@ -131,7 +131,7 @@ def test_meeting_question_answers_sochi_with_source_and_offsets(sample_engine):
     assert answer is not None
     assert answer.text == "Sochi"
     assert answer.source.endswith("corpus/kerry-visits-sochi.txt")
-    article = sample_engine.index.articles[answer.article_id]
+    article = sample_engine.index.documents.article(answer.article_id)
     assert article.text[answer.start : answer.end] == "Sochi"
     assert "Sochi" in answer.sentence and answer.sentence.endswith(".")
 

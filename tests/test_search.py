@@ -21,10 +21,12 @@ def searcher(tmp_path_factory):
 def test_dense_ranking_matches_brute_force(searcher):
     query = "who steered the ferry across the bay"
     vector = FakeEmbedder().embed([query])[0]
-    expected = np.argsort(-(searcher.index.vectors @ vector), kind="stable")[:3]
+    passages = searcher.index.documents.all_passages()
+    vectors = searcher.index.passages.get([key for key, _ in passages])
+    expected = np.argsort(-(vectors @ vector), kind="stable")[:3]
     hits = searcher.search(query, top_k=3, mode="dense")
-    assert [h.chunk.id for h in hits] == [searcher.index.chunks[i].id for i in expected]
-    assert hits[0].dense_score == pytest.approx(float(searcher.index.vectors[expected[0]] @ vector))
+    assert [h.chunk.id for h in hits] == [passages[i][1].id for i in expected]
+    assert hits[0].dense_score == pytest.approx(float(vectors[expected[0]] @ vector))
 
 
 def test_bm25_finds_the_rare_word(searcher):
@@ -58,41 +60,44 @@ def test_top_k_below_one_is_refused(searcher):
 
 
 def test_every_sentence_maps_to_exactly_the_chunks_overlapping_it(searcher):
-    from retrieval.search import chunks_of_sentences
-
-    index = searcher.index
-    mapping = chunks_of_sentences(index)
-    assert len(mapping) == len(index.sentences)
-    for sentence, rows in zip(index.sentences, mapping, strict=True):
+    documents = searcher.index.documents
+    sentences = documents.all_sentences()
+    mapping = documents.passages_of_sentences([s.key for s in sentences])
+    assert len(mapping) == len(sentences) == len(searcher.index.sentences)
+    passages = documents.all_passages()
+    for stored in sentences:
+        sentence = stored.sentence
         expected = [
-            row
-            for row, chunk in enumerate(index.chunks)
+            key
+            for key, chunk in passages
             if chunk.article_id == sentence.article_id
             and chunk.start < sentence.end
             and sentence.start < chunk.end
         ]
-        assert sorted(rows) == expected
-        assert rows  # chunks cover the whole article
+        assert sorted(mapping[stored.key]) == sorted(expected)
+        assert expected  # chunks cover the whole article
 
 
 def test_sentence_ranking_puts_the_passage_of_the_best_sentence_first(searcher):
     index = searcher.index
-    row = len(index.sentences) // 2
-    sentence = index.sentences[row]
+    sentences = index.documents.all_sentences()
+    stored = sentences[len(sentences) // 2]
+    sentence = stored.sentence
     # The sentence's own vector as the query: its passage must rank first.
-    (ranking,) = searcher._sentences(index.sentence_vectors[row : row + 1])
+    (ranking,) = searcher._sentences(index.sentences.get([stored.key]))
     first = max(ranking, key=ranking.__getitem__)
-    chunk = index.chunks[first]
+    chunk = index.documents.passages([first])[first]
     assert chunk.article_id == sentence.article_id
     assert chunk.start < sentence.end and sentence.start < chunk.end
     assert ranking[first] == pytest.approx(1.0, abs=1e-5)
 
 
 def test_bm25_matches_a_title_word_missing_from_the_passage(searcher):
-    index = searcher.index
+    documents = searcher.index.documents
+    passages = [chunk for _, chunk in documents.all_passages()]
     # A word of some article's title that none of that article's passages contain.
-    for article in index.articles.values():
-        text = " ".join(c.text.lower() for c in index.chunks if c.article_id == article.id)
+    for article in documents.articles():
+        text = " ".join(c.text.lower() for c in passages if c.article_id == article.id)
         missing = [w for w in article.title.lower().split() if len(w) > 4 and w not in text]
         if missing:
             hits = searcher.search(missing[0], top_k=1, mode="bm25")

@@ -75,15 +75,22 @@ def test_manifest_that_is_not_json_is_reported_as_damage(index):
 
 
 def test_corrupt_vectors_are_reported_as_damage(index):
-    (current_version(index) / "vectors.faiss").write_bytes(b"\x00garbage" * 10)
+    (current_version(index) / "passages.faiss").write_bytes(b"\x00garbage" * 10)
     with pytest.raises(UserError, match=r"damaged \(RuntimeError.*build --rebuild"):
         load_index(index, FAKE)
 
 
-def test_truncated_chunk_table_is_reported_as_damage(index):
-    path = current_version(index) / "chunks.jsonl"
-    path.write_bytes(path.read_bytes()[:-20])
-    with pytest.raises(UserError, match=r"damaged .*build --rebuild"):
+def test_truncated_document_store_is_reported_as_damage(index):
+    path = current_version(index) / "documents.sqlite"
+    path.write_bytes(path.read_bytes()[:2048])
+    with pytest.raises(UserError, match=r"damaged \(DatabaseError.*build --rebuild"):
+        load_index(index, FAKE)
+
+
+def test_stores_out_of_step_with_the_manifest_are_reported_as_damage(index):
+    passages = json.loads((current_version(index) / "manifest.json").read_text())["passages"]
+    _edit_manifest(index, passages=passages + 1)
+    with pytest.raises(UserError, match=rf"damaged \({passages} stored for {passages + 1} passages"):
         load_index(index, FAKE)
 
 

@@ -1,0 +1,325 @@
+"""The document store: articles, passages and sentences, fetched by id (SQLite).
+
+Retrieval finds ids (a passage's, a sentence's); this store turns them back into
+records with their offsets into the article text. It also keeps what answering
+needs that was worked out at build time, so that opening an index walks
+nothing: which passages each sentence sits in, and how many passages hold each
+content word (the idf of the sentence scorer).
+
+Ids are 63-bit integers made from content-hash strings (`record_key`): a
+passage's from its chunk id (article hash + offsets), a sentence's likewise.
+Every record also carries the hash of its text, so a build can find a vector
+for a text it has embedded before, under whatever article it sat.
+
+A version's database is written once by a build and never changed afterwards,
+so readers open it immutable (no locks, no journal) and may share one
+connection across threads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from retrieval.articles import Article, text_hash
+from retrieval.chunking import Chunk, Sentence
+from retrieval.text import content_stems
+
+SCHEMA = """
+CREATE TABLE articles (
+    id TEXT PRIMARY KEY, title TEXT NOT NULL, source TEXT NOT NULL,
+    text TEXT NOT NULL, published TEXT
+);
+CREATE TABLE passages (
+    key INTEGER PRIMARY KEY, id TEXT NOT NULL, article_id TEXT NOT NULL,
+    start INTEGER NOT NULL, "end" INTEGER NOT NULL, text_hash TEXT NOT NULL
+);
+CREATE TABLE sentences (
+    key INTEGER PRIMARY KEY, article_id TEXT NOT NULL, seq INTEGER NOT NULL,
+    start INTEGER NOT NULL, "end" INTEGER NOT NULL, text_hash TEXT NOT NULL
+);
+CREATE TABLE sentence_passages (
+    sentence INTEGER NOT NULL, passage INTEGER NOT NULL, PRIMARY KEY (sentence, passage)
+) WITHOUT ROWID;
+CREATE TABLE terms (stem TEXT PRIMARY KEY, df INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+"""
+# Built after the rows are in: one sort instead of a B-tree kept in order per insert.
+INDEXES = """
+CREATE INDEX passages_by_article ON passages (article_id, start);
+CREATE INDEX passages_by_text ON passages (text_hash);
+CREATE INDEX sentences_by_article ON sentences (article_id, seq);
+CREATE INDEX sentences_by_text ON sentences (text_hash);
+CREATE INDEX articles_by_source ON articles (source);
+"""
+# SQLite's default limit on bound parameters is 32,766 since 3.32; stay far below.
+BATCH = 900
+
+
+def record_key(text_id: str) -> int:
+    """A 63-bit integer id for a content-hash string id (what vector indexes take)."""
+    return int.from_bytes(hashlib.sha256(text_id.encode("utf-8")).digest()[:8], "big") >> 1
+
+
+def passage_key(chunk: Chunk) -> int:
+    return record_key(chunk.id)
+
+
+def sentence_key(sentence: Sentence) -> int:
+    return record_key(f"sentence:{sentence.article_id}:{sentence.start}-{sentence.end}")
+
+
+@dataclass(frozen=True)
+class StoredSentence:
+    """A sentence with its id and its place in the article (0 = the first sentence)."""
+
+    key: int
+    seq: int
+    sentence: Sentence
+
+
+def _batches(items: Sequence, size: int = BATCH) -> Iterator[Sequence]:
+    for at in range(0, len(items), size):
+        yield items[at : at + size]
+
+
+def _marks(count: int) -> str:
+    return ",".join("?" * count)
+
+
+class DocumentStore:
+    """Read access to a version's documents. Thread-safe; open with `DocumentStore.open`."""
+
+    def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
+        self.path = path
+        self._db = connection
+        self._lock = threading.Lock()
+        self._articles: dict[str, Article] = {}
+        self._df_cache: dict[str, int] = {}
+        self.passage_count = int(self._meta("passages", "0"))
+
+    @classmethod
+    def open(cls, path: str | Path) -> DocumentStore:
+        path = Path(path)
+        if not path.is_file():
+            raise OSError(f"{path.name} missing")
+        uri = f"file:{path.resolve().as_posix()}?mode=ro&immutable=1"
+        connection = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        store = cls(connection, path)
+        store._query("SELECT count(*) FROM passages")  # fails here on a damaged file
+        return store
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _query(self, sql: str, params: Sequence = ()) -> list[tuple]:
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()
+
+    def _meta(self, name: str, default: str) -> str:
+        rows = self._query("SELECT value FROM meta WHERE name = ?", (name,))
+        return rows[0][0] if rows else default
+
+    # Articles
+
+    def article_count(self) -> int:
+        return self._query("SELECT count(*) FROM articles")[0][0]
+
+    def article(self, article_id: str) -> Article | None:
+        found = self.articles_by_id([article_id])
+        return found.get(article_id)
+
+    def articles_by_id(self, ids: Iterable[str]) -> dict[str, Article]:
+        """The articles with these ids (those that exist), kept once read: they never change."""
+        ids = list(ids)
+        wanted = [i for i in dict.fromkeys(ids) if i not in self._articles]
+        for batch in _batches(wanted):
+            rows = self._query(
+                "SELECT id, title, source, text, published FROM articles "
+                f"WHERE id IN ({_marks(len(batch))})",
+                batch,
+            )
+            for row in rows:
+                self._articles[row[0]] = Article(*row)
+        return {i: self._articles[i] for i in ids if i in self._articles}
+
+    def articles(self) -> list[Article]:
+        """Every article, by source."""
+        rows = self._query(
+            "SELECT id, title, source, text, published FROM articles ORDER BY source"
+        )
+        return [Article(*row) for row in rows]
+
+    def articles_by_prefix(self, prefix: str, limit: int = 2) -> list[Article]:
+        rows = self._query(
+            "SELECT id FROM articles WHERE id >= ? AND id < ? ORDER BY id LIMIT ?",
+            (prefix, prefix + "\uffff", limit),
+        )
+        found = self.articles_by_id([row[0] for row in rows])
+        return list(found.values())
+
+    def passage_counts(self) -> dict[str, int]:
+        """Article id -> how many passages it was cut into."""
+        rows = self._query("SELECT article_id, count(*) FROM passages GROUP BY article_id")
+        return dict(rows)
+
+    # Passages and sentences
+
+    def passages(self, keys: Sequence[int]) -> dict[int, Chunk]:
+        """The passages with these keys, their text cut from their article's."""
+        rows: list[tuple] = []
+        for batch in _batches([int(k) for k in keys]):
+            rows += self._query(
+                'SELECT key, id, article_id, start, "end" FROM passages '
+                f"WHERE key IN ({_marks(len(batch))})",
+                batch,
+            )
+        articles = self.articles_by_id(row[2] for row in rows)
+        return {
+            key: Chunk(id=id_, article_id=a, start=s, end=e, text=articles[a].text[s:e])
+            for key, id_, a, s, e in rows
+        }
+
+    def all_passages(self) -> list[tuple[int, Chunk]]:
+        """(key, passage) of every passage, by article and offset (for checks and exports)."""
+        keys = [row[0] for row in self._query("SELECT key FROM passages")]
+        found = self.passages(keys)
+        return sorted(found.items(), key=lambda item: (item[1].article_id, item[1].start))
+
+    def all_sentences(self) -> list[StoredSentence]:
+        """Every sentence, by article and place (for checks and exports)."""
+        rows = self._query(
+            'SELECT key, seq, article_id, start, "end" FROM sentences ORDER BY article_id, seq'
+        )
+        return [StoredSentence(k, q, Sentence(a, s, e)) for k, q, a, s, e in rows]
+
+    def passages_of_sentences(self, keys: Sequence[int]) -> dict[int, tuple[int, ...]]:
+        """Sentence key -> the keys of the passages it overlaps (one, or two at a seam)."""
+        found: dict[int, list[int]] = {}
+        for batch in _batches([int(k) for k in keys]):
+            rows = self._query(
+                "SELECT sentence, passage FROM sentence_passages "
+                f"WHERE sentence IN ({_marks(len(batch))}) ORDER BY sentence, passage",
+                batch,
+            )
+            for sentence, passage in rows:
+                found.setdefault(sentence, []).append(passage)
+        return {key: tuple(passages) for key, passages in found.items()}
+
+    def sentences_in(self, chunk: Chunk) -> list[StoredSentence]:
+        """The sentences that overlap `chunk`, whole even where it cuts them, in order."""
+        rows = self._query(
+            'SELECT key, seq, start, "end" FROM sentences '
+            'WHERE article_id = ? AND start < ? AND "end" > ? ORDER BY seq',
+            (chunk.article_id, chunk.end, chunk.start),
+        )
+        return [StoredSentence(k, q, Sentence(chunk.article_id, s, e)) for k, q, s, e in rows]
+
+    def sentence_at(self, article_id: str, seq: int) -> StoredSentence | None:
+        rows = self._query(
+            'SELECT key, seq, start, "end" FROM sentences WHERE article_id = ? AND seq = ?',
+            (article_id, seq),
+        )
+        if not rows:
+            return None
+        key, seq, start, end = rows[0]
+        return StoredSentence(key, seq, Sentence(article_id, start, end))
+
+    def keys_by_text(self, table: str, hashes: Sequence[str]) -> dict[str, int]:
+        """Text hash -> the key of one record of `table` ("passages"/"sentences") with that text."""
+        if table not in ("passages", "sentences"):
+            raise ValueError(f"no table {table!r}")
+        found: dict[str, int] = {}
+        for batch in _batches(list(dict.fromkeys(hashes))):
+            rows = self._query(
+                f"SELECT text_hash, min(key) FROM {table} "
+                f"WHERE text_hash IN ({_marks(len(batch))}) GROUP BY text_hash",
+                batch,
+            )
+            found.update(rows)
+        return found
+
+    # Word statistics
+
+    def idf(self, stem: str) -> float:
+        """Inverse document frequency of a content stem over the passages (as `idf_table`)."""
+        if stem not in self._df_cache:
+            rows = self._query("SELECT df FROM terms WHERE stem = ?", (stem,))
+            self._df_cache[stem] = rows[0][0] if rows else 0
+        df = self._df_cache[stem]
+        count = self.passage_count
+        return math.log((count + 1) / 0.5) if df == 0 else math.log((count + 1) / (df + 0.5))
+
+
+def write_documents(
+    path: Path,
+    articles: Sequence[Article],
+    chunks: Sequence[Chunk],
+    sentences: Sequence[Sentence],
+) -> None:
+    """Write a new document database at `path` (which must not exist yet)."""
+    db = sqlite3.connect(path)
+    try:
+        db.executescript("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;" + SCHEMA)
+        db.executemany(
+            "INSERT INTO articles VALUES (?, ?, ?, ?, ?)",
+            ((a.id, a.title, a.source, a.text, a.published) for a in articles),
+        )
+        db.executemany(
+            "INSERT INTO passages VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                (passage_key(c), c.id, c.article_id, c.start, c.end, text_hash(c.text))
+                for c in chunks
+            ),
+        )
+        texts = {a.id: a.text for a in articles}
+        seqs: dict[str, int] = {}
+        rows = []
+        for s in sentences:
+            seq = seqs.get(s.article_id, 0)
+            seqs[s.article_id] = seq + 1
+            text = texts[s.article_id][s.start : s.end]
+            rows.append((sentence_key(s), s.article_id, seq, s.start, s.end, text_hash(text)))
+        db.executemany("INSERT INTO sentences VALUES (?, ?, ?, ?, ?, ?)", rows)
+        db.executemany(
+            "INSERT OR IGNORE INTO sentence_passages VALUES (?, ?)",
+            _sentence_passages(chunks, sentences),
+        )
+        frequencies: dict[str, int] = {}
+        for chunk in chunks:
+            for stem in set(content_stems(chunk.text)):
+                frequencies[stem] = frequencies.get(stem, 0) + 1
+        db.executemany("INSERT INTO terms VALUES (?, ?)", frequencies.items())
+        db.execute("INSERT INTO meta VALUES ('passages', ?)", (str(len(chunks)),))
+        db.executescript(INDEXES)
+        db.commit()
+    finally:
+        db.close()
+
+
+def _sentence_passages(
+    chunks: Sequence[Chunk], sentences: Sequence[Sentence]
+) -> Iterator[tuple[int, int]]:
+    """(sentence key, passage key) for every sentence and passage that overlap."""
+    import bisect
+
+    by_article: dict[str, list[Chunk]] = {}
+    for chunk in chunks:
+        by_article.setdefault(chunk.article_id, []).append(chunk)
+    starts = {}
+    for article_id, own in by_article.items():
+        own.sort(key=lambda c: c.start)
+        starts[article_id] = [c.start for c in own]
+    for sentence in sentences:
+        own = by_article.get(sentence.article_id, [])
+        # Chunks of an article start and end in order: walk back from the last one
+        # starting before the sentence ends, while they still reach into it.
+        at = bisect.bisect_left(starts.get(sentence.article_id, []), sentence.end) - 1
+        while at >= 0 and own[at].end > sentence.start:
+            yield sentence_key(sentence), passage_key(own[at])
+            at -= 1

@@ -1,0 +1,162 @@
+"""The vector-store contract, run against every backend of `retrieval.vectors`.
+
+Each backend is made by a factory taking (dimension, folder) and reopened from
+what it saved; a new backend joins by adding its factory to BACKENDS.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from retrieval.vectors import FaissVectorStore
+
+DIM = 16
+
+
+def _faiss(encoding="fp32", exact_limit=10_000):
+    def make(tmp_path):
+        return FaissVectorStore(DIM, encoding, exact_limit=exact_limit)
+
+    def reopen(store, tmp_path, writable=True):
+        path = tmp_path / "vectors.faiss"
+        store.save(path)
+        return FaissVectorStore.load(path, DIM, encoding, writable=writable)
+
+    return make, reopen
+
+
+BACKENDS = {
+    "faiss-flat": _faiss(),
+    "faiss-flat-fp16": _faiss("fp16"),
+    # A limit of 50 makes the saved store an IVF index for the 400-vector tests.
+    "faiss-ivf": _faiss(exact_limit=50),
+    "faiss-ivf-fp16": _faiss("fp16", exact_limit=50),
+}
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def backend(request):
+    return BACKENDS[request.param]
+
+
+def _unit(count, seed=0):
+    rng = np.random.default_rng(seed)
+    # Clustered like text embeddings: 20 topics, each vector near one of them.
+    centres = rng.standard_normal((20, DIM))
+    vectors = centres[rng.integers(0, 20, count)] + 0.4 * rng.standard_normal((count, DIM))
+    return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+
+
+def _keys(count, seed=0):
+    keys = np.random.default_rng(seed + 1).choice(2**62, size=count, replace=False)
+    return keys.astype(np.int64)
+
+
+@pytest.fixture
+def filled(backend, tmp_path):
+    make, reopen = backend
+    store = make(tmp_path)
+    keys, vectors = _keys(400), _unit(400)
+    store.add(keys, vectors)
+    return reopen(store, tmp_path), keys, vectors
+
+
+def test_each_vector_finds_itself_first_under_its_key(filled):
+    store, keys, vectors = filled
+    found, scores = store.search(vectors[:20], 3)
+    assert found.shape == scores.shape == (20, 3)
+    assert list(found[:, 0]) == list(keys[:20])
+    assert np.allclose(scores[:, 0], 1.0, atol=1e-3)
+    assert (np.diff(scores, axis=1) <= 1e-6).all()  # best first
+
+
+def test_get_returns_the_vectors_of_the_keys_in_order(filled):
+    store, keys, vectors = filled
+    assert np.allclose(store.get([keys[5], keys[2]]), vectors[[5, 2]], atol=1e-3)
+    with pytest.raises(KeyError):
+        store.get([12345])
+
+
+def test_deleted_keys_are_gone_from_search_get_and_count(filled):
+    store, keys, vectors = filled
+    assert store.delete([keys[0], keys[1], 777]) == 2
+    assert len(store) == 398
+    found, _ = store.search(vectors[:2], 5)
+    assert keys[0] not in found and keys[1] not in found
+    with pytest.raises(KeyError):
+        store.get([keys[0]])
+
+
+def test_added_vectors_are_found_after_a_reopen(filled, tmp_path):
+    store, keys, vectors = filled
+    extra = _unit(3, seed=9)
+    store.add([1, 2, 3], extra)
+    assert len(store) == 403
+    found, _ = store.search(extra, 1)
+    assert list(found[:, 0]) == [1, 2, 3]
+
+
+def test_a_key_added_twice_is_refused(filled):
+    store, keys, vectors = filled
+    with pytest.raises(ValueError, match="added twice"):
+        store.add([keys[3]], vectors[:1])
+    with pytest.raises(ValueError, match="added twice"):
+        store.add([5, 5], vectors[:2])
+
+
+def test_vectors_of_another_dimension_are_refused(backend, tmp_path):
+    store = backend[0](tmp_path)
+    with pytest.raises(ValueError, match=rf"shape \(n, {DIM}\)"):
+        store.add([1], np.ones((1, DIM + 1), dtype=np.float32))
+    with pytest.raises(ValueError, match="2 keys for 1 vectors"):
+        store.add([1, 2], np.ones((1, DIM), dtype=np.float32))
+
+
+def test_an_empty_store_and_a_deep_k_pad_with_minus_one(backend, tmp_path):
+    make, reopen = backend
+    empty = reopen(make(tmp_path), tmp_path)
+    found, _ = empty.search(_unit(2), 4)
+    assert found.shape == (2, 4) and (found == -1).all()
+    small = make(tmp_path)
+    small.add([10, 20], _unit(2))
+    found, _ = small.search(_unit(1), 5)
+    assert sorted(found[0][:2]) == [10, 20] and (found[0][2:] == -1).all()
+
+
+def test_search_agrees_with_exact_search(filled):
+    """Recall@10 against brute force: 1.0 for flat stores, ≥ 0.95 for the IVF ones."""
+    store, keys, vectors = filled
+    queries = _unit(50, seed=5)
+    exact = keys[np.argsort(-(queries @ vectors.T), axis=1)[:, :10]]
+    found, _ = store.search(queries, 10)
+    recall = np.mean([len(set(f) & set(e)) / 10 for f, e in zip(found, exact, strict=True)])
+    assert recall >= (0.95 if not store.is_exact else 0.999)
+
+
+def test_a_store_opened_for_reading_refuses_changes(backend, tmp_path):
+    make, reopen = backend
+    store = make(tmp_path)
+    store.add(_keys(100), _unit(100))
+    reader = reopen(store, tmp_path, writable=False)
+    assert len(reader) == 100
+    with pytest.raises(ValueError, match="opened read-only"):
+        reader.add([1], _unit(1))
+    with pytest.raises(ValueError, match="opened read-only"):
+        reader.delete([1])
+
+
+def test_a_large_store_is_saved_as_an_ivf_index(tmp_path):
+    store = FaissVectorStore(DIM, exact_limit=100)
+    store.add(_keys(300), _unit(300))
+    assert store.is_exact
+    store.save(tmp_path / "v.faiss")
+    assert not FaissVectorStore.load(tmp_path / "v.faiss", DIM).is_exact
+
+
+def test_loading_checks_the_file_and_the_dimension(tmp_path):
+    with pytest.raises(OSError, match="v.faiss missing"):
+        FaissVectorStore.load(tmp_path / "v.faiss", DIM)
+    FaissVectorStore(DIM).save(tmp_path / "v.faiss")
+    with pytest.raises(ValueError, match="holds 16-d vectors, not 8-d"):
+        FaissVectorStore.load(tmp_path / "v.faiss", 8)
