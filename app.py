@@ -379,9 +379,8 @@ def ask_page(settings: Settings) -> None:
     engine = open_engine(settings)
     if engine is None:
         return
-    st.caption(
-        f"{len(engine.index.manifest.articles)} articles. Answers are copied from them, never made up."
-    )
+    count = len(engine.index.manifest.articles)
+    st.caption(f"{count} articles. Answers are copied from them, never made up.")
     question = question or st.session_state.pending_question
     st.session_state.pending_question = None
     if question:

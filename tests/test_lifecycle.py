@@ -102,7 +102,8 @@ def test_build_killed_at_each_point_leaves_the_previous_index_answering(tmp_path
         process.wait()
     after = load_index(index, FAKE)  # the previous version, whole
     assert after.path == before.path
-    assert {a.title for a in after.documents.articles()} == {a.title for a in before.documents.articles()}
+    titles = {a.title for a in before.documents.articles()}
+    assert {a.title for a in after.documents.articles()} == titles
     # Nothing the killed build left behind blocks the next build, which completes.
     finished = run_cli("build", "--corpus", str(corpus), "--index", str(index), *FAKE_MODEL)
     assert finished.returncode == 0, finished.stderr

@@ -90,7 +90,8 @@ def test_truncated_document_store_is_reported_as_damage(index):
 def test_stores_out_of_step_with_the_manifest_are_reported_as_damage(index):
     passages = json.loads((current_version(index) / "manifest.json").read_text())["passages"]
     _edit_manifest(index, passages=passages + 1)
-    with pytest.raises(UserError, match=rf"damaged \({passages} stored for {passages + 1} passages"):
+    wrong = rf"damaged \({passages} stored for {passages + 1} passages"
+    with pytest.raises(UserError, match=wrong):
         load_index(index, FAKE)
 
 
