@@ -603,3 +603,60 @@ def eval_build(articles_file: Path, extra_file: Path, repeats: int, json_out: Pa
                f"{result['no_change_ratio']:.1%} |")  # fmt: skip
     if json_out is not None:
         _write_report(json_out, result)
+
+
+@main.command("eval-scale")
+@click.option("--passages", "sizes", multiple=True, required=True, type=click.IntRange(min=1),
+              help="Index size in passages (repeat for a row per size).")  # fmt: skip
+@click.option("--questions", "n_questions", default=200, show_default=True,
+              type=click.IntRange(min=1), help="Test-half questions asked per size.")  # fmt: skip
+@click.option("--data", "data_dir", default=Path("../shared/data"), show_default=True,
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Folder of squad-dev-tune.json and squad-dev-test.json.")  # fmt: skip
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where the index is built (a temporary folder, removed after).")  # fmt: skip
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path))
+def eval_scale(
+    sizes: tuple[int, ...],
+    n_questions: int,
+    data_dir: Path,
+    seed: int,
+    workdir: Path | None,
+    json_out: Path | None,
+) -> None:
+    """Hide the 48 evaluation articles among synthetic passages and time the index at that size.
+
+    The evaluation articles are embedded for real; the distractors' text is sentences
+    of the tune half and their vectors are those sentences' vectors with noise (see
+    `retrieval/bench/scale.py`). A fresh process then opens the index and asks
+    test-half questions through `ask`: open time, search and ask latency, ANN recall
+    against exact search, gold recall@5, memory and disk.
+
+    \b
+    Example:
+      article-qa eval-scale --passages 100000 --questions 200 --json scale.json
+    """
+    from retrieval.bench.scale import format_scale_table, scale_benchmark
+
+    files = [data_dir / "squad-dev-tune.json", data_dir / "squad-dev-test.json"]
+    for path in files:
+        if not path.is_file():
+            raise UserError(f"SQuAD file not found: {path} (set --data to the folder holding it)")
+    rows = []
+    for size in sizes:
+        rows.append(
+            scale_benchmark(
+                files,
+                files[1],
+                size,
+                n_questions,
+                seed,
+                log=lambda line: click.echo(line, err=True),
+                workdir=workdir,
+            )  # fmt: skip
+        )
+        click.echo(format_scale_table(rows[-1:]), err=True)
+    click.echo(format_scale_table(rows))
+    if json_out is not None:
+        _write_report(json_out, {"rows": rows} if len(rows) > 1 else rows[0])

@@ -215,9 +215,7 @@ def write_vectors(
     dimension: int,
     encoding: Encoding = "fp32",
 ) -> None:
-    store = FaissVectorStore(dimension, encoding)
-    store.add(keys, vectors)
-    store.save(path)
+    FaissVectorStore.create(dimension, keys, vectors, encoding).save(path)
     _fsync(path)
 
 

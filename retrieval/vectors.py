@@ -169,12 +169,31 @@ class FaissVectorStore:
         )
         return keys, self.get(keys)
 
-    def _to_ivf(self) -> None:
-        """Move the vectors into an IVF index with about 4·√n lists, trained on a sample."""
+    @classmethod
+    def create(
+        cls,
+        dimension: int,
+        keys: Sequence[int],
+        vectors: np.ndarray,
+        encoding: Encoding = "fp32",
+        exact_limit: int = EXACT_LIMIT,
+    ) -> FaissVectorStore:
+        """A store holding these vectors, exact or IVF by their number (one copy made)."""
+        store = cls(dimension, encoding, exact_limit)
+        if len(keys) > exact_limit:
+            ids = _as_keys(keys)
+            if len(np.unique(ids)) != len(ids):
+                raise ValueError("a key is added twice; delete it first to replace its vector")
+            store.index = store._ivf(ids, _as_matrix(vectors, dimension))
+        else:
+            store.add(keys, vectors)
+        return store
+
+    def _ivf(self, keys: np.ndarray, vectors: np.ndarray):
+        """An IVF index of these vectors with about √n lists, trained on a sample of them."""
         import faiss
 
-        keys, vectors = self.items()
-        nlist = max(1, int(4 * math.sqrt(len(keys))))
+        nlist = max(1, int(math.sqrt(len(keys))))
         quantizer = faiss.IndexFlatIP(self.dimension)
         if self.encoding == "fp16":
             index = faiss.IndexIVFScalarQuantizer(
@@ -186,17 +205,18 @@ class FaissVectorStore:
         index.cp.min_points_per_centroid = 1  # small stores: no warning about the sample
         index.own_fields = True
         quantizer.this.disown()
-        sample = np.random.default_rng(0).permutation(len(vectors))[: 64 * nlist]
+        sample = np.random.default_rng(0).permutation(len(vectors))[: 40 * nlist]
         index.train(vectors[np.sort(sample)])
         index.set_direct_map_type(faiss.DirectMap.Hashtable)
-        index.add_with_ids(vectors, keys)
-        self.index = index
+        for at in range(0, len(keys), 100_000):
+            index.add_with_ids(vectors[at : at + 100_000], keys[at : at + 100_000])
+        return index
 
     def save(self, path: Path) -> None:
         import faiss
 
         if self.is_exact and len(self) > self.exact_limit:
-            self._to_ivf()
+            self.index = self._ivf(*self.items())
         faiss.write_index(self.index, str(path))
 
     @classmethod

@@ -55,6 +55,12 @@ def test_every_command_help_has_an_example(runner, command):
             ["eval-speed", "--articles", "a.json", "--rounds", "0"],
             "error: Invalid value for '--rounds'",
         ),
+        (
+            ["eval-scale", "--passages", "10", "--data", "nowhere"],
+            "error: SQuAD file not found: nowhere/squad-dev-tune.json (set --data to the folder",
+        ),
+        (["eval-scale", "--passages", "0"], "error: Invalid value for '--passages'"),
+        (["eval-scale"], "error: Missing option '--passages'"),
     ],
 )
 def test_usage_mistakes_are_one_line_with_exit_code_1(runner, args, message):

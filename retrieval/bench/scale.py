@@ -1,0 +1,318 @@
+"""`article-qa eval-scale` (`make bench-scale`): the evaluation articles hidden among N passages.
+
+The 48 evaluation articles are embedded for real, with the product's embedder.
+Around them go synthetic distractor passages, so that the index reaches N
+passages without embedding N texts (a million would take most of a day):
+
+- text: each distractor passage is `SENTENCES_PER_PASSAGE` sentences drawn at random
+  from the articles whose questions are *not* asked (the tune half, when the test
+  half's questions are asked), so no distractor holds the answer to a question
+  asked; ten passages make one synthetic article;
+- vectors: a distractor sentence's vector is its source sentence's real vector
+  plus Gaussian noise of norm `NOISE`, normalised (cosine about 0.89 to the
+  source, as a paraphrase would be); a passage's vector is the mean of its
+  sentences' source vectors plus the same noise, normalised.
+
+The whole lot is written by the normal store code (`store.save_version`), then a
+fresh process opens it with `QAEngine.open` and asks the questions through the
+whole `ask` path, so its memory is that of an answering process, not of the
+build. ANN recall@10 compares the passage store's search with exact search over
+every passage vector, for the questions' vectors.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from retrieval.articles import Article, article_id
+from retrieval.bench import (
+    Question,
+    first_relevant_rank,
+    read_squad,
+    sample,
+    squad_articles,
+    squad_questions,
+    squad_title,
+)
+from retrieval.chunking import Chunk, Sentence, chunk_id
+
+SENTENCES_PER_PASSAGE = 5
+PASSAGES_PER_ARTICLE = 10
+NOISE = 0.5
+MIN_SENTENCE_CHARS = 30
+
+
+def _percentile(values: Sequence[float], q: float) -> float:
+    return round(float(np.percentile(values, q)), 2) if values else 0.0
+
+
+def scale_benchmark(
+    articles_files: Sequence[Path],
+    questions_file: Path,
+    passages: int,
+    n_questions: int,
+    seed: int = 0,
+    log: Callable[[str], None] = lambda line: None,
+    workdir: Path | None = None,
+) -> dict:
+    """Build the index of `passages` passages, measure it in a fresh process; the report."""
+    from retrieval.indexing import build_index_from_articles
+    from retrieval.store import load_index
+
+    articles, where = squad_articles(articles_files)
+    answerable, _ = squad_questions(questions_file, articles, where)
+    questions = sample([q for q in answerable if q.golds], n_questions, seed)
+    asked_titles = {entry["title"] for entry in read_squad(questions_file)}
+    with tempfile.TemporaryDirectory(prefix="article-qa-scale-", dir=workdir) as scratch:
+        real_dir, index_dir = Path(scratch) / "real", Path(scratch) / "index"
+        log(f"embedding the {len(articles)} evaluation articles")
+        build_index_from_articles(articles, real_dir)
+        real = load_index(real_dir)
+        real_passages = real.documents.all_passages()
+        real_sentences = real.documents.all_sentences()
+        texts = {a.id: a.text for a in articles}
+        pool = [
+            s for s in real_sentences
+            if squad_title(real.documents.article(s.sentence.article_id)) not in asked_titles
+            and s.sentence.end - s.sentence.start >= MIN_SENTENCE_CHARS
+        ]  # fmt: skip
+        pool_texts = [texts[s.sentence.article_id][s.sentence.start : s.sentence.end] for s in pool]
+        pool_vectors = real.sentences.get([s.key for s in pool])
+        count = max(0, passages - len(real_passages))
+        log(f"making {count:,} distractor passages from {len(pool):,} sentences")
+        started = time.perf_counter()
+        extra = distractors(pool_texts, pool_vectors, count, seed)
+        made_s = time.perf_counter() - started
+        all_articles = articles + extra.articles
+        chunks = [chunk for _, chunk in real_passages] + extra.chunks
+        vectors = np.vstack([real.passages.get([k for k, _ in real_passages]), extra.vectors])
+        sentences = [s.sentence for s in real_sentences] + extra.sentences
+        sentence_vectors = np.vstack(
+            [real.sentences.get([s.key for s in real_sentences]), extra.sentence_vectors]
+        )
+        del extra
+        log(f"writing {len(chunks):,} passages and {len(sentences):,} sentences")
+        started = time.perf_counter()
+        write_scale_index(index_dir, real.manifest, all_articles, chunks, vectors, sentences,
+                          sentence_vectors)  # fmt: skip
+        write_s = time.perf_counter() - started
+        del vectors, sentence_vectors, chunks, sentences, all_articles
+        disk = sum(f.stat().st_size for f in index_dir.rglob("*") if f.is_file())
+        questions_path = Path(scratch) / "questions.json"
+        questions_path.write_text(json.dumps([asdict(q) for q in questions]), encoding="utf-8")
+        log("asking the questions in a fresh process")
+        measured = _measure_in_subprocess(index_dir, questions_path)
+    return {
+        "passages": measured["passages"],
+        "sentences": measured["sentences"],
+        "articles": measured["articles"],
+        "questions": len(questions),
+        "distractors_s": round(made_s, 1),
+        "write_s": round(write_s, 1),
+        "disk_mb": round(disk / 2**20, 1),
+        **{k: v for k, v in measured.items() if k not in ("passages", "sentences", "articles")},
+        # Adding one article needs the incremental store update (work proportional to
+        # the change), not yet built: a build today rewrites the whole version.
+        "add_one_article_s": None,
+        "cpu": _cpu_name(),
+        "cores": os.cpu_count(),
+    }
+
+
+class Distractors:
+    def __init__(self) -> None:
+        self.articles: list[Article] = []
+        self.chunks: list[Chunk] = []
+        self.sentences: list[Sentence] = []
+        self.vectors = np.zeros((0, 0), dtype=np.float32)
+        self.sentence_vectors = np.zeros((0, 0), dtype=np.float32)
+
+
+def _noisy(vectors: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    dimension = vectors.shape[1]
+    noisy = vectors + rng.standard_normal(vectors.shape, dtype=np.float32) * (
+        NOISE / np.sqrt(dimension)
+    )
+    noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
+    return noisy.astype(np.float32)
+
+
+def distractors(texts: Sequence[str], vectors: np.ndarray, count: int, seed: int) -> Distractors:
+    """`count` passages of sentences drawn from `texts`, with vectors derived from theirs."""
+    rng = np.random.default_rng(seed)
+    made = Distractors()
+    drawn = rng.integers(0, len(texts), size=(count, SENTENCES_PER_PASSAGE))
+    for first in range(0, count, PASSAGES_PER_ARTICLE):
+        rows = drawn[first : first + PASSAGES_PER_ARTICLE]
+        spans: list[tuple[int, int]] = []
+        sentence_spans: list[tuple[int, int]] = []
+        parts: list[str] = []
+        at = 0
+        for row in rows:
+            start = at
+            for position, source in enumerate(row):
+                if position:
+                    parts.append(" ")
+                    at += 1
+                sentence_spans.append((at, at + len(texts[source])))
+                parts.append(texts[source])
+                at += len(texts[source])
+            spans.append((start, at))
+            parts.append("\n\n")
+            at += 2
+        text = "".join(parts).rstrip("\n")
+        number = first // PASSAGES_PER_ARTICLE
+        source = f"scale:{number}"
+        article = Article(article_id(source, text), f"Archive item {number}", source, text)
+        made.articles.append(article)
+        made.chunks += [
+            Chunk(chunk_id(article.id, s, e), article.id, s, e, text[s:e]) for s, e in spans
+        ]
+        made.sentences += [Sentence(article.id, s, e) for s, e in sentence_spans]
+    made.sentence_vectors = _noisy(vectors[drawn.reshape(-1)], rng) if count else vectors[:0]
+    means = vectors[drawn].mean(axis=1) if count else vectors[:0]
+    made.vectors = _noisy(means, rng) if count else vectors[:0]
+    return made
+
+
+def write_scale_index(index_dir, manifest, articles, chunks, vectors, sentences, sentence_vectors):
+    """The combined version, through the store code a build uses."""
+    from dataclasses import replace
+
+    from retrieval.store import save_version
+
+    combined = replace(
+        manifest,
+        articles={a.source: a.content_hash for a in articles},
+        files={},
+        passages=len(chunks),
+        sentences=len(sentences),
+    )
+    save_version(index_dir, combined, articles, chunks, vectors, sentences, sentence_vectors)
+
+
+def _measure_in_subprocess(index_dir: Path, questions_path: Path) -> dict:
+    out = questions_path.with_suffix(".out.json")
+    command = [sys.executable, "-m", "retrieval.bench.scale", str(index_dir), str(questions_path),
+               str(out)]  # fmt: skip
+    subprocess.run(command, check=True)
+    return json.loads(out.read_text(encoding="utf-8"))
+
+
+def measure(index_dir: Path, questions: Sequence[Question]) -> dict:
+    """Open the index as the page does and ask every question; the figures."""
+    from retrieval.qa import QAEngine
+    from retrieval.store import load_index
+
+    started = time.perf_counter()
+    index = load_index(index_dir)
+    open_s = time.perf_counter() - started
+    started = time.perf_counter()
+    engine = QAEngine.open(index_dir)  # the index again, with the models
+    engine_open_s = time.perf_counter() - started
+    for question in questions[:3]:
+        engine.ask(question.text)  # warm-up
+    search_ms, ask_ms, found = [], [], 0
+    for question in questions:
+        started = time.perf_counter()
+        engine.searcher.search(question.text)
+        search_ms.append((time.perf_counter() - started) * 1000)
+        result = engine.ask(question.text)
+        ask_ms.append(result.timing_ms["total"])
+        rank = first_relevant_rank(result.passages, question.golds)
+        found += rank is not None and rank <= 5
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    vectors = engine.embedder.embed([q.text for q in questions])
+    return {
+        "passages": len(index.passages),
+        "sentences": len(index.sentences),
+        "articles": len(index.manifest.articles),
+        "open_s": round(open_s, 3),
+        "engine_open_s": round(engine_open_s, 2),
+        "search_p50_ms": _percentile(search_ms, 50),
+        "ask_p50_ms": _percentile(ask_ms, 50),
+        "ask_p95_ms": _percentile(ask_ms, 95),
+        "gold_recall_at_5": round(found / len(questions), 4) if questions else 0.0,
+        "rss_mb": round(rss_mb, 1),
+        "ann_recall_at_10": ann_recall(engine.index.passages, vectors, 10),
+        "passage_index": "exact" if engine.index.passages.is_exact else "ivf",
+        "sentence_index": "exact" if engine.index.sentences.is_exact else "ivf",
+    }
+
+
+def ann_recall(store, queries: np.ndarray, k: int) -> float:
+    """Share of the exact top `k` (brute force over every stored vector) its search finds."""
+    found, _ = store.search(queries, k)
+    keys, vectors = store.items()
+    best_scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
+    best_keys = np.full((len(queries), k), -1, dtype=np.int64)
+    for at in range(0, len(keys), 200_000):
+        scores = queries @ vectors[at : at + 200_000].T
+        merged_scores = np.hstack([best_scores, scores])
+        merged_keys = np.hstack([best_keys, np.broadcast_to(keys[at : at + 200_000], scores.shape)])
+        top = np.argsort(-merged_scores, axis=1)[:, :k]
+        best_scores = np.take_along_axis(merged_scores, top, axis=1)
+        best_keys = np.take_along_axis(merged_keys, top, axis=1)
+    hits = [len(set(f) & set(e)) for f, e in zip(found, best_keys, strict=True)]
+    return round(sum(hits) / (k * len(queries)), 4) if len(queries) else 0.0
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+SCALE_COLUMNS = [
+    ("passages", "passages", "{:,}"),
+    ("open_s", "open s", "{:.2f}"),
+    ("search_p50_ms", "search p50 ms", "{:.1f}"),
+    ("ask_p50_ms", "ask p50 ms", "{:.1f}"),
+    ("ask_p95_ms", "ask p95 ms", "{:.1f}"),
+    ("ann_recall_at_10", "ANN recall@10", "{:.3f}"),
+    ("gold_recall_at_5", "gold recall@5", "{:.3f}"),
+    ("rss_mb", "RSS MB", "{:,.0f}"),
+    ("disk_mb", "disk MB", "{:,.0f}"),
+    ("add_one_article_s", "+1 article s", "{:.1f}"),
+]
+
+
+def format_scale_table(rows: Sequence[dict]) -> str:
+    header = "| " + " | ".join(title for _, title, _ in SCALE_COLUMNS) + " |"
+    lines = [header, "|" + "---|" * len(SCALE_COLUMNS)]
+    for row in rows:
+        cells = [
+            "n/a" if row.get(key) is None else form.format(row[key])
+            for key, _, form in SCALE_COLUMNS
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _main(argv: Sequence[str]) -> None:
+    from retrieval.bench import Gold
+
+    index_dir, questions_path, out = (Path(a) for a in argv)
+    raw = json.loads(questions_path.read_text(encoding="utf-8"))
+    questions = [Question(q["id"], q["text"], tuple(Gold(**g) for g in q["golds"])) for q in raw]
+    out.write_text(json.dumps(measure(index_dir, questions)), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    _main(sys.argv[1:])

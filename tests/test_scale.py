@@ -1,0 +1,67 @@
+"""Tests of retrieval.bench.scale: distractor passages, ANN recall, the table, the CLI's errors."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from retrieval.bench.scale import (
+    PASSAGES_PER_ARTICLE,
+    SENTENCES_PER_PASSAGE,
+    ann_recall,
+    distractors,
+    format_scale_table,
+)
+from retrieval.vectors import FaissVectorStore
+
+TEXTS = [f"Source sentence {n} says something about topic {n % 7}." for n in range(40)]
+
+
+def _vectors(count, dimension=32, seed=0):
+    vectors = np.random.default_rng(seed).standard_normal((count, dimension)).astype(np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def test_distractors_are_sentences_of_the_pool_at_exact_offsets():
+    made = distractors(TEXTS, _vectors(len(TEXTS)), count=23, seed=1)
+    assert len(made.chunks) == 23 == len(made.vectors)
+    assert len(made.articles) == 3  # ten passages an article, the last one short
+    assert len(made.sentences) == 23 * SENTENCES_PER_PASSAGE == len(made.sentence_vectors)
+    articles = {a.id: a for a in made.articles}
+    for chunk in made.chunks:
+        assert articles[chunk.article_id].text[chunk.start : chunk.end] == chunk.text
+    for sentence in made.sentences:
+        assert articles[sentence.article_id].text[sentence.start : sentence.end] in TEXTS
+    assert sum(c.article_id == made.articles[0].id for c in made.chunks) == PASSAGES_PER_ARTICLE
+
+
+def test_distractor_vectors_are_unit_and_near_their_sources():
+    pool = _vectors(len(TEXTS), dimension=384)
+    made = distractors(TEXTS, pool, count=50, seed=2)
+    assert np.allclose(np.linalg.norm(made.sentence_vectors, axis=1), 1.0, atol=1e-5)
+    sources = [TEXTS.index(made.articles[0].text[s.start : s.end]) for s in made.sentences[:5]]
+    cosines = np.sum(made.sentence_vectors[:5] * pool[sources], axis=1)
+    assert (cosines > 0.8).all() and (cosines < 0.97).all()  # a paraphrase, not a copy
+
+
+def test_no_distractors_asked_gives_empty_parts():
+    made = distractors(TEXTS, _vectors(len(TEXTS)), count=0, seed=0)
+    assert made.chunks == [] and len(made.vectors) == 0 and len(made.sentence_vectors) == 0
+
+
+def test_ann_recall_is_one_for_exact_search_and_high_for_ivf(tmp_path):
+    vectors = _vectors(3000)
+    keys = np.arange(1, 3001)
+    queries = _vectors(20, seed=5)
+    exact = FaissVectorStore.create(32, keys, vectors)
+    assert ann_recall(exact, queries, 10) == 1.0
+    ivf = FaissVectorStore.create(32, keys, vectors, exact_limit=100)
+    assert not ivf.is_exact
+    assert 0.5 <= ann_recall(ivf, queries, 10) <= 1.0
+
+
+def test_table_marks_missing_figures():
+    row = {"passages": 1000, "open_s": 0.2, "search_p50_ms": 3.0, "ask_p50_ms": 80.0,
+           "ask_p95_ms": 99.0, "ann_recall_at_10": 1.0, "gold_recall_at_5": 0.9,
+           "rss_mb": 400.0, "disk_mb": 12.0, "add_one_article_s": None}  # fmt: skip
+    table = format_scale_table([row])
+    assert "| 1,000 | 0.20 | 3.0 | 80.0 | 99.0 | 1.000 | 0.900 | 400 | 12 | n/a |" in table
