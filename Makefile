@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup run index test lint format bench bench-build bench-speed train-reader calibrate clean
+.PHONY: setup run index test lint format bench bench-build bench-speed bench-scale train-reader calibrate clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -72,6 +72,12 @@ bench-build: setup
 	mkdir -p $(RESULTS)
 	$(BIN)/article-qa eval-build --articles $(DATA)/squad-dev-tune.json \
 		--add $(DATA)/squad-dev-test.json --json $(RESULTS)/build.json
+
+# The index at 100,000 and 1,000,000 passages: the evaluation articles among synthetic ones.
+bench-scale: setup
+	mkdir -p $(RESULTS)
+	$(BIN)/article-qa eval-scale --data $(DATA) --passages 100000 --passages 1000000 \
+		--questions 200 --json $(RESULTS)/scale.json
 
 # Each way of running the models on the same texts: sentence-transformers, ONNX Runtime fp32/int8.
 bench-speed: setup

@@ -614,6 +614,9 @@ def eval_build(articles_file: Path, extra_file: Path, repeats: int, json_out: Pa
               type=click.Path(file_okay=False, path_type=Path),
               help="Folder of squad-dev-tune.json and squad-dev-test.json.")  # fmt: skip
 @click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--sentence-encoding", "sentence_encodings", multiple=True,
+              type=click.Choice(["fp32", "fp16"]),
+              help="Sentence vectors stored this way (repeat to compare).")  # fmt: skip
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
               help="Where the index is built (a temporary folder, removed after).")  # fmt: skip
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path))
@@ -622,6 +625,7 @@ def eval_scale(
     n_questions: int,
     data_dir: Path,
     seed: int,
+    sentence_encodings: tuple[str, ...],
     workdir: Path | None,
     json_out: Path | None,
 ) -> None:
@@ -643,20 +647,11 @@ def eval_scale(
     for path in files:
         if not path.is_file():
             raise UserError(f"SQuAD file not found: {path} (set --data to the folder holding it)")
-    rows = []
-    for size in sizes:
-        rows.append(
-            scale_benchmark(
-                files,
-                files[1],
-                size,
-                n_questions,
-                seed,
-                log=lambda line: click.echo(line, err=True),
-                workdir=workdir,
-            )  # fmt: skip
-        )
-        click.echo(format_scale_table(rows[-1:]), err=True)
+    rows = scale_benchmark(
+        files, files[1], sizes, n_questions, seed,
+        log=lambda line: click.echo(line, err=True), workdir=workdir,
+        sentence_encodings=sentence_encodings,
+    )  # fmt: skip
     click.echo(format_scale_table(rows))
     if json_out is not None:
-        _write_report(json_out, {"rows": rows} if len(rows) > 1 else rows[0])
+        _write_report(json_out, {"rows": rows})

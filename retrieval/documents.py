@@ -57,6 +57,8 @@ CREATE INDEX sentences_by_article ON sentences (article_id, seq);
 CREATE INDEX sentences_by_text ON sentences (text_hash);
 CREATE INDEX articles_by_source ON articles (source);
 """
+# Articles kept in memory once read (their text is what passages are cut from).
+ARTICLE_CACHE = 2_000
 # SQLite's default limit on bound parameters is 32,766 since 3.32; stay far below.
 BATCH = 900
 
@@ -135,8 +137,10 @@ class DocumentStore:
         return found.get(article_id)
 
     def articles_by_id(self, ids: Iterable[str]) -> dict[str, Article]:
-        """The articles with these ids (those that exist), kept once read: they never change."""
+        """The articles with these ids (those that exist), kept a while once read."""
         ids = list(ids)
+        if len(self._articles) > ARTICLE_CACHE:
+            self._articles.clear()
         wanted = [i for i in dict.fromkeys(ids) if i not in self._articles]
         for batch in _batches(wanted):
             rows = self._query(

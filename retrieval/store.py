@@ -270,6 +270,7 @@ def save_version(
     vectors: np.ndarray,
     sentences: list[Sentence],
     sentence_vectors: np.ndarray,
+    sentence_encoding: Encoding = SENTENCE_ENCODING,
 ) -> Path:
     """Write a complete new version, then make it the live one; returns its folder."""
     versions = index_dir / VERSIONS_DIR
@@ -284,7 +285,7 @@ def save_version(
         )
         write_vectors(
             staging / SENTENCE_VECTORS_FILE, [sentence_key(s) for s in sentences],
-            sentence_vectors, manifest.dimension, SENTENCE_ENCODING,
+            sentence_vectors, manifest.dimension, sentence_encoding,
         )  # fmt: skip
         titles = {article.id: article.title for article in articles}
         Bm25Store.build(

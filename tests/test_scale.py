@@ -9,6 +9,7 @@ from retrieval.bench.scale import (
     SENTENCES_PER_PASSAGE,
     ann_recall,
     distractors,
+    fill_noisy,
     format_scale_table,
 )
 from retrieval.vectors import FaissVectorStore
@@ -22,10 +23,10 @@ def _vectors(count, dimension=32, seed=0):
 
 
 def test_distractors_are_sentences_of_the_pool_at_exact_offsets():
-    made = distractors(TEXTS, _vectors(len(TEXTS)), count=23, seed=1)
-    assert len(made.chunks) == 23 == len(made.vectors)
+    made = distractors(TEXTS, count=23, seed=1)
+    assert len(made.chunks) == 23 == len(made.drawn)
     assert len(made.articles) == 3  # ten passages an article, the last one short
-    assert len(made.sentences) == 23 * SENTENCES_PER_PASSAGE == len(made.sentence_vectors)
+    assert len(made.sentences) == 23 * SENTENCES_PER_PASSAGE == made.drawn.size
     articles = {a.id: a for a in made.articles}
     for chunk in made.chunks:
         assert articles[chunk.article_id].text[chunk.start : chunk.end] == chunk.text
@@ -36,16 +37,25 @@ def test_distractors_are_sentences_of_the_pool_at_exact_offsets():
 
 def test_distractor_vectors_are_unit_and_near_their_sources():
     pool = _vectors(len(TEXTS), dimension=384)
-    made = distractors(TEXTS, pool, count=50, seed=2)
-    assert np.allclose(np.linalg.norm(made.sentence_vectors, axis=1), 1.0, atol=1e-5)
-    sources = [TEXTS.index(made.articles[0].text[s.start : s.end]) for s in made.sentences[:5]]
-    cosines = np.sum(made.sentence_vectors[:5] * pool[sources], axis=1)
-    assert (cosines > 0.8).all() and (cosines < 0.97).all()  # a paraphrase, not a copy
+    made = distractors(TEXTS, count=50, seed=2)
+    sentences = np.zeros((made.drawn.size, 384), dtype=np.float32)
+    fill_noisy(sentences, pool, made.drawn.reshape(-1), seed=3, block=64)
+    assert np.allclose(np.linalg.norm(sentences, axis=1), 1.0, atol=1e-5)
+    # Each sentence's vector is its own source's, paraphrased: near it, not a copy.
+    cosines = np.sum(sentences * pool[made.drawn.reshape(-1)], axis=1)
+    assert (cosines > 0.8).all() and (cosines < 0.97).all()
+    text = made.articles[0].text
+    assert [text[s.start : s.end] for s in made.sentences[:5]] == [TEXTS[i] for i in made.drawn[0]]
+    passages = np.zeros((50, 384), dtype=np.float32)
+    fill_noisy(passages, pool, made.drawn, seed=4)
+    means = pool[made.drawn].mean(axis=1)
+    means /= np.linalg.norm(means, axis=1, keepdims=True)
+    assert (np.sum(passages * means, axis=1) > 0.8).all()
 
 
 def test_no_distractors_asked_gives_empty_parts():
-    made = distractors(TEXTS, _vectors(len(TEXTS)), count=0, seed=0)
-    assert made.chunks == [] and len(made.vectors) == 0 and len(made.sentence_vectors) == 0
+    made = distractors(TEXTS, count=0, seed=0)
+    assert made.chunks == [] and made.articles == [] and made.drawn.shape == (0, 5)
 
 
 def test_ann_recall_is_one_for_exact_search_and_high_for_ivf(tmp_path):
@@ -61,7 +71,7 @@ def test_ann_recall_is_one_for_exact_search_and_high_for_ivf(tmp_path):
 
 def test_table_marks_missing_figures():
     row = {"passages": 1000, "open_s": 0.2, "search_p50_ms": 3.0, "ask_p50_ms": 80.0,
-           "ask_p95_ms": 99.0, "ann_recall_at_10": 1.0, "gold_recall_at_5": 0.9,
+           "ask_p95_ms": 99.0, "sentence_encoding": "fp16", "ann_recall_at_10": 1.0, "gold_recall_at_5": 0.9,
            "rss_mb": 400.0, "disk_mb": 12.0, "add_one_article_s": None}  # fmt: skip
     table = format_scale_table([row])
-    assert "| 1,000 | 0.20 | 3.0 | 80.0 | 99.0 | 1.000 | 0.900 | 400 | 12 | n/a |" in table
+    assert "| 1,000 | fp16 | 0.20 | 3.0 | 80.0 | 99.0 | 1.000 | 0.900 | 400 | 12 | n/a |" in table

@@ -11,7 +11,7 @@ passages without embedding N texts (a million would take most of a day):
 - vectors: a distractor sentence's vector is its source sentence's real vector
   plus Gaussian noise of norm `NOISE`, normalised (cosine about 0.89 to the
   source, as a paraphrase would be); a passage's vector is the mean of its
-  sentences' source vectors plus the same noise, normalised.
+  sentences' source vectors, normalised, plus the same noise, normalised again.
 
 The whole lot is written by the normal store code (`store.save_version`), then a
 fresh process opens it with `QAEngine.open` and asks the questions through the
@@ -46,6 +46,7 @@ from retrieval.bench import (
     squad_title,
 )
 from retrieval.chunking import Chunk, Sentence, chunk_id
+from retrieval.store import SENTENCE_ENCODING
 
 SENTENCES_PER_PASSAGE = 5
 PASSAGES_PER_ARTICLE = 10
@@ -60,13 +61,16 @@ def _percentile(values: Sequence[float], q: float) -> float:
 def scale_benchmark(
     articles_files: Sequence[Path],
     questions_file: Path,
-    passages: int,
+    sizes: Sequence[int],
     n_questions: int,
     seed: int = 0,
     log: Callable[[str], None] = lambda line: None,
     workdir: Path | None = None,
-) -> dict:
-    """Build the index of `passages` passages, measure it in a fresh process; the report."""
+    sentence_encodings: Sequence[str] = (),
+) -> list[dict]:
+    """For each size (and sentence encoding), build the index, measure it in a fresh process."""
+    import shutil
+
     from retrieval.indexing import build_index_from_articles
     from retrieval.store import load_index
 
@@ -74,54 +78,70 @@ def scale_benchmark(
     answerable, _ = squad_questions(questions_file, articles, where)
     questions = sample([q for q in answerable if q.golds], n_questions, seed)
     asked_titles = {entry["title"] for entry in read_squad(questions_file)}
+    rows = []
     with tempfile.TemporaryDirectory(prefix="article-qa-scale-", dir=workdir) as scratch:
-        real_dir, index_dir = Path(scratch) / "real", Path(scratch) / "index"
         log(f"embedding the {len(articles)} evaluation articles")
-        build_index_from_articles(articles, real_dir)
-        real = load_index(real_dir)
-        real_passages = real.documents.all_passages()
-        real_sentences = real.documents.all_sentences()
+        build_index_from_articles(articles, Path(scratch) / "real")
+        real = load_index(Path(scratch) / "real")
         texts = {a.id: a.text for a in articles}
         pool = [
-            s for s in real_sentences
+            s for s in real.documents.all_sentences()
             if squad_title(real.documents.article(s.sentence.article_id)) not in asked_titles
             and s.sentence.end - s.sentence.start >= MIN_SENTENCE_CHARS
         ]  # fmt: skip
         pool_texts = [texts[s.sentence.article_id][s.sentence.start : s.sentence.end] for s in pool]
         pool_vectors = real.sentences.get([s.key for s in pool])
-        count = max(0, passages - len(real_passages))
-        log(f"making {count:,} distractor passages from {len(pool):,} sentences")
-        started = time.perf_counter()
-        extra = distractors(pool_texts, pool_vectors, count, seed)
-        made_s = time.perf_counter() - started
-        all_articles = articles + extra.articles
-        chunks = [chunk for _, chunk in real_passages] + extra.chunks
-        vectors = np.vstack([real.passages.get([k for k, _ in real_passages]), extra.vectors])
-        sentences = [s.sentence for s in real_sentences] + extra.sentences
-        sentence_vectors = np.vstack(
-            [real.sentences.get([s.key for s in real_sentences]), extra.sentence_vectors]
-        )
-        del extra
-        log(f"writing {len(chunks):,} passages and {len(sentences):,} sentences")
-        started = time.perf_counter()
-        write_scale_index(index_dir, real.manifest, all_articles, chunks, vectors, sentences,
-                          sentence_vectors)  # fmt: skip
-        write_s = time.perf_counter() - started
-        del vectors, sentence_vectors, chunks, sentences, all_articles
-        disk = sum(f.stat().st_size for f in index_dir.rglob("*") if f.is_file())
         questions_path = Path(scratch) / "questions.json"
         questions_path.write_text(json.dumps([asdict(q) for q in questions]), encoding="utf-8")
-        log("asking the questions in a fresh process")
-        measured = _measure_in_subprocess(index_dir, questions_path)
+        for size in sizes:
+            for encoding in sentence_encodings or (SENTENCE_ENCODING,):
+                index_dir = Path(scratch) / f"index-{size}-{encoding}"
+                row = _one_size(
+                    real, articles, pool_texts, pool_vectors, size, encoding, seed, index_dir, log
+                )
+                log("asking the questions in a fresh process")
+                measured = _measure_in_subprocess(index_dir, questions_path)
+                shutil.rmtree(index_dir, ignore_errors=True)
+                rows.append({**row, **measured, "questions": len(questions)})
+                log(format_scale_table(rows[-1:]))
+    return rows
+
+
+def _one_size(
+    real, articles, pool_texts, pool_vectors, size, encoding, seed, index_dir, log
+) -> dict:
+    """Write the index of `size` passages: the real ones and distractors; its build figures."""
+    real_passages = real.documents.all_passages()
+    real_sentences = real.documents.all_sentences()
+    count = max(0, size - len(real_passages))
+    log(f"making {count:,} distractor passages from {len(pool_texts):,} sentences")
+    started = time.perf_counter()
+    extra = distractors(pool_texts, count, seed)
+    all_articles = list(articles) + extra.articles
+    chunks = [chunk for _, chunk in real_passages] + extra.chunks
+    sentences = [s.sentence for s in real_sentences] + extra.sentences
+    dimension = real.manifest.dimension
+    vectors = np.empty((len(chunks), dimension), dtype=np.float32)
+    vectors[: len(real_passages)] = real.passages.get([k for k, _ in real_passages])
+    fill_noisy(vectors[len(real_passages) :], pool_vectors, extra.drawn, seed + 1)
+    sentence_vectors = np.empty((len(sentences), dimension), dtype=np.float32)
+    sentence_vectors[: len(real_sentences)] = real.sentences.get([s.key for s in real_sentences])
+    fill_noisy(
+        sentence_vectors[len(real_sentences) :], pool_vectors, extra.drawn.reshape(-1), seed + 2
+    )
+    made_s = time.perf_counter() - started
+    del extra
+    log(f"writing {len(chunks):,} passages and {len(sentences):,} sentences ({encoding})")
+    started = time.perf_counter()
+    write_scale_index(index_dir, real.manifest, all_articles, chunks, vectors, sentences,
+                      sentence_vectors, encoding)  # fmt: skip
+    write_s = time.perf_counter() - started
+    disk = sum(f.stat().st_size for f in index_dir.rglob("*") if f.is_file())
     return {
-        "passages": measured["passages"],
-        "sentences": measured["sentences"],
-        "articles": measured["articles"],
-        "questions": len(questions),
+        "sentence_encoding": encoding,
         "distractors_s": round(made_s, 1),
         "write_s": round(write_s, 1),
         "disk_mb": round(disk / 2**20, 1),
-        **{k: v for k, v in measured.items() if k not in ("passages", "sentences", "articles")},
         # Adding one article needs the incremental store update (work proportional to
         # the change), not yet built: a build today rewrites the whole version.
         "add_one_article_s": None,
@@ -131,30 +151,19 @@ def scale_benchmark(
 
 
 class Distractors:
-    def __init__(self) -> None:
+    def __init__(self, drawn: np.ndarray) -> None:
         self.articles: list[Article] = []
         self.chunks: list[Chunk] = []
         self.sentences: list[Sentence] = []
-        self.vectors = np.zeros((0, 0), dtype=np.float32)
-        self.sentence_vectors = np.zeros((0, 0), dtype=np.float32)
+        self.drawn = drawn  # (passages, SENTENCES_PER_PASSAGE): the pool sentence of each
 
 
-def _noisy(vectors: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    dimension = vectors.shape[1]
-    noisy = vectors + rng.standard_normal(vectors.shape, dtype=np.float32) * (
-        NOISE / np.sqrt(dimension)
-    )
-    noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
-    return noisy.astype(np.float32)
-
-
-def distractors(texts: Sequence[str], vectors: np.ndarray, count: int, seed: int) -> Distractors:
-    """`count` passages of sentences drawn from `texts`, with vectors derived from theirs."""
+def distractors(texts: Sequence[str], count: int, seed: int) -> Distractors:
+    """`count` passages of sentences drawn from `texts`, ten to an article, with offsets."""
     rng = np.random.default_rng(seed)
-    made = Distractors()
-    drawn = rng.integers(0, len(texts), size=(count, SENTENCES_PER_PASSAGE))
+    made = Distractors(rng.integers(0, len(texts), size=(count, SENTENCES_PER_PASSAGE)))
     for first in range(0, count, PASSAGES_PER_ARTICLE):
-        rows = drawn[first : first + PASSAGES_PER_ARTICLE]
+        rows = made.drawn[first : first + PASSAGES_PER_ARTICLE]
         spans: list[tuple[int, int]] = []
         sentence_spans: list[tuple[int, int]] = []
         parts: list[str] = []
@@ -180,13 +189,30 @@ def distractors(texts: Sequence[str], vectors: np.ndarray, count: int, seed: int
             Chunk(chunk_id(article.id, s, e), article.id, s, e, text[s:e]) for s, e in spans
         ]
         made.sentences += [Sentence(article.id, s, e) for s, e in sentence_spans]
-    made.sentence_vectors = _noisy(vectors[drawn.reshape(-1)], rng) if count else vectors[:0]
-    means = vectors[drawn].mean(axis=1) if count else vectors[:0]
-    made.vectors = _noisy(means, rng) if count else vectors[:0]
     return made
 
 
-def write_scale_index(index_dir, manifest, articles, chunks, vectors, sentences, sentence_vectors):
+def fill_noisy(
+    out: np.ndarray, pool: np.ndarray, drawn: np.ndarray, seed: int, block: int = 100_000
+) -> None:
+    """out[i] = the mean of pool[drawn[i]] (one row or several) plus noise, normalised.
+
+    Written a block at a time into `out`, so a million rows never need a second copy.
+    """
+    rng = np.random.default_rng(seed)
+    scale = NOISE / np.sqrt(pool.shape[1])
+    for at in range(0, len(drawn), block):
+        rows = drawn[at : at + block]
+        base = pool[rows].mean(axis=1) if rows.ndim == 2 else pool[rows]
+        base /= np.linalg.norm(base, axis=1, keepdims=True)
+        noisy = base + rng.standard_normal(base.shape, dtype=np.float32) * scale
+        noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
+        out[at : at + block] = noisy
+
+
+def write_scale_index(
+    index_dir, manifest, articles, chunks, vectors, sentences, sentence_vectors, encoding
+):
     """The combined version, through the store code a build uses."""
     from dataclasses import replace
 
@@ -199,7 +225,9 @@ def write_scale_index(index_dir, manifest, articles, chunks, vectors, sentences,
         passages=len(chunks),
         sentences=len(sentences),
     )
-    save_version(index_dir, combined, articles, chunks, vectors, sentences, sentence_vectors)
+    save_version(
+        index_dir, combined, articles, chunks, vectors, sentences, sentence_vectors, encoding
+    )
 
 
 def _measure_in_subprocess(index_dir: Path, questions_path: Path) -> dict:
@@ -280,6 +308,7 @@ def _cpu_name() -> str:
 
 SCALE_COLUMNS = [
     ("passages", "passages", "{:,}"),
+    ("sentence_encoding", "sentence vectors", "{}"),
     ("open_s", "open s", "{:.2f}"),
     ("search_p50_ms", "search p50 ms", "{:.1f}"),
     ("ask_p50_ms", "ask p50 ms", "{:.1f}"),
