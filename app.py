@@ -45,6 +45,9 @@ CONFIDENCE_BANDS = ((0.5, "high"), (0.25, "medium"), (0.0, "low"))
 RATING_OF_THUMB = {0: "down", 1: "up"}
 THUMB_OF_RATING = {rating: thumb for thumb, rating in RATING_OF_THUMB.items()}
 EXAMPLE_COUNT = 4
+# Examples are drawn from the first articles only, and the Articles page lists this many.
+EXAMPLE_SOURCE_ARTICLES = 200
+ARTICLE_LIST_LIMIT = 500
 
 # Only colours that work on light and dark themes: a translucent highlight over the
 # theme's background, and the theme's own text colour.
@@ -121,7 +124,8 @@ def load_status(index_dir: str, corpus_dir: str, version: str) -> IndexStatus:
 def load_examples(_engine: QAEngine, version: str) -> list[str]:
     from retrieval.suggestions import example_questions
 
-    return example_questions(_engine.index.documents.articles(), limit=EXAMPLE_COUNT)
+    articles = _engine.index.documents.articles(limit=EXAMPLE_SOURCE_ARTICLES)
+    return example_questions(articles, limit=EXAMPLE_COUNT)
 
 
 def live_version(settings: Settings) -> str | None:
@@ -519,22 +523,24 @@ def articles_page(settings: Settings) -> None:
     if engine is None:
         return
     documents = engine.index.documents
-    chunk_counts = documents.passage_counts()
-    everything = {article.id: article for article in documents.articles()}
-    from retrieval.articles import article_labels, search_articles
+    from retrieval.articles import article_labels
 
     query = st.text_input(
         "Search articles", key="article_search", placeholder="words of a title or of the text"
     )
-    matches = search_articles(everything.values(), query)
+    matches, total = documents.find_articles(query, limit=ARTICLE_LIST_LIMIT)
     if not matches:
         st.info("No article holds all of those words.")
         return
-    labels = article_labels(list(everything.values()))
-    ids = [article.id for article in matches]
+    labels = article_labels(matches)
+    ids = [entry.id for entry in matches]
     wanted = st.session_state.open_article
-    if wanted and wanted not in everything:
+    cited = documents.article(wanted) if wanted else None
+    if wanted and cited is None:
         st.warning("The cited article has changed since it was cited; pick it again below.")
+    elif cited is not None and wanted not in ids and not query:
+        ids.insert(0, wanted)  # past the end of a long list, still the one a citation opened
+        labels[wanted] = cited.title
     # No key: the default follows the article a citation opened, and a choice here sticks.
     # Option labels are plain text, not Markdown, so titles go in unescaped.
     chosen = st.selectbox(
@@ -545,23 +551,29 @@ def articles_page(settings: Settings) -> None:
     )
     st.session_state.open_article = chosen
     # The list folds away when a citation brought the reader here for one article.
-    count = f"{len(matches)} article{'s' if len(matches) != 1 else ''}"
-    heading = f"All {count}" if len(matches) == len(everything) else f"{count} found"
+    count = f"{total:,} article{'s' if total != 1 else ''}"
+    heading = f"All {count}" if total == len(engine.index.manifest.articles) else f"{count} found"
+    if total > len(matches):
+        heading += f" (the first {len(matches):,} by title)"
     with st.expander(heading, expanded=st.session_state.cited is None):
         st.dataframe(
             [
                 {
-                    "Title": article.title,
-                    "Chunks": chunk_counts.get(article.id, 0),
-                    "File": Path(article.source).name,
-                    "Published": article.published or "",
+                    "Title": entry.title,
+                    "Chunks": entry.passages,
+                    "File": Path(entry.source).name,
+                    "Published": entry.published or "",
                 }
-                for article in matches
+                for entry in matches
             ],
             hide_index=True,
             width="stretch",
         )
-    article_ui(everything[chosen], chunk_counts.get(chosen, 0))
+    passages = next((e.passages for e in matches if e.id == chosen), None)
+    article = documents.article(chosen)
+    if passages is None:
+        passages = documents.passage_counts([chosen]).get(chosen, 0)
+    article_ui(article, passages)
 
 
 def article_ui(article: Article, chunk_count: int) -> None:

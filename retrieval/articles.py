@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from retrieval.cleaning import (
     CleanedPage,
@@ -42,16 +43,15 @@ class Article:
         return text_hash(self.text)
 
 
-def search_articles(articles: Iterable[Article], query: str) -> list[Article]:
-    """The articles whose title or text holds every word of `query` (any case), by title."""
-    words = query.lower().split()
-    return sorted(
-        (a for a in articles if all(w in a.title.lower() or w in a.text.lower() for w in words)),
-        key=lambda a: (a.title.lower(), a.source),
-    )
+class Listed(Protocol):
+    """What a label needs of an article (an `Article`, or a store's list entry)."""
+
+    id: str
+    title: str
+    source: str
 
 
-def article_labels(articles: Sequence[Article]) -> dict[str, str]:
+def article_labels(articles: Sequence[Listed]) -> dict[str, str]:
     """A label per article id: its title, with its file name where titles repeat."""
     titles = Counter(article.title for article in articles)
     names = Counter((article.title, Path(article.source).name) for article in articles)

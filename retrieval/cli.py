@@ -291,11 +291,10 @@ def articles(index_dir: Path, as_json: bool) -> None:
     """
     from retrieval.store import load_index
 
-    documents = load_index(index_dir).documents
-    counts = documents.passage_counts()
+    entries, _ = load_index(index_dir).documents.find_articles()
     rows = [
-        {"id": a.id, "title": a.title, "source": a.source, "chunks": counts.get(a.id, 0)}
-        for a in documents.articles()
+        {"id": e.id, "title": e.title, "source": e.source, "chunks": e.passages}
+        for e in sorted(entries, key=lambda e: e.source)
     ]
     if as_json:
         click.echo(json.dumps(rows, ensure_ascii=False))

@@ -85,6 +85,17 @@ class StoredSentence:
     sentence: Sentence
 
 
+@dataclass(frozen=True)
+class ArticleEntry:
+    """What a list of articles shows: no text."""
+
+    id: str
+    title: str
+    source: str
+    published: str | None
+    passages: int
+
+
 def _batches(items: Sequence, size: int = BATCH) -> Iterator[Sequence]:
     for at in range(0, len(items), size):
         yield items[at : at + size]
@@ -152,10 +163,11 @@ class DocumentStore:
                 self._articles[row[0]] = Article(*row)
         return {i: self._articles[i] for i in ids if i in self._articles}
 
-    def articles(self) -> list[Article]:
-        """Every article, by source."""
+    def articles(self, limit: int | None = None) -> list[Article]:
+        """Every article (or the first `limit`), by source."""
         rows = self._query(
-            "SELECT id, title, source, text, published FROM articles ORDER BY source"
+            "SELECT id, title, source, text, published FROM articles ORDER BY source LIMIT ?",
+            (-1 if limit is None else limit,),
         )
         return [Article(*row) for row in rows]
 
@@ -167,10 +179,37 @@ class DocumentStore:
         found = self.articles_by_id([row[0] for row in rows])
         return list(found.values())
 
-    def passage_counts(self) -> dict[str, int]:
-        """Article id -> how many passages it was cut into."""
-        rows = self._query("SELECT article_id, count(*) FROM passages GROUP BY article_id")
-        return dict(rows)
+    def find_articles(
+        self, query: str = "", limit: int | None = None
+    ) -> tuple[list[ArticleEntry], int]:
+        """The articles whose title or text holds every word of `query` (any case), by title,
+        at most `limit` of them; and how many match in all."""
+        words = query.lower().split()
+        where = " AND ".join(
+            ["(instr(lower(title), ?) > 0 OR instr(lower(text), ?) > 0)"] * len(words)
+        )
+        where = f"WHERE {where}" if words else ""
+        params: list = [w for w in words for _ in (0, 1)]
+        total = self._query(f"SELECT count(*) FROM articles {where}", params)[0][0]
+        rows = self._query(
+            "SELECT id, title, source, published, "
+            "(SELECT count(*) FROM passages WHERE passages.article_id = articles.id) "
+            f"FROM articles {where} ORDER BY lower(title), source LIMIT ?",
+            [*params, -1 if limit is None else limit],
+        )
+        return [ArticleEntry(*row) for row in rows], total
+
+    def passage_counts(self, ids: Sequence[str]) -> dict[str, int]:
+        """Article id -> how many passages it was cut into, for these articles."""
+        counts: dict[str, int] = {}
+        for batch in _batches(list(ids)):
+            rows = self._query(
+                "SELECT article_id, count(*) FROM passages "
+                f"WHERE article_id IN ({_marks(len(batch))}) GROUP BY article_id",
+                batch,
+            )
+            counts.update(rows)
+        return counts
 
     # Passages and sentences
 

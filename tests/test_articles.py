@@ -401,8 +401,8 @@ def test_iter_corpus_files_lists_supported_files_only(corpus: Path) -> None:
     assert all(path.suffix.lower() in SUPPORTED_SUFFIXES for path in files)
 
 
-def test_search_matches_every_word_in_title_or_text_and_labels_repeat_titles_by_file():
-    from retrieval.articles import Article, article_labels, search_articles
+def test_labels_tell_repeated_titles_apart_by_file():
+    from retrieval.articles import Article, article_labels
 
     def art(id_, title, text, source):
         return Article(id=id_, title=title, source=source, text=text)
@@ -411,9 +411,6 @@ def test_search_matches_every_word_in_title_or_text_and_labels_repeat_titles_by_
     b = art("b", "Harbour reopens", "The wall was inspected.", "news/harbour-2.txt")
     c = art("c", "Apple harvest", "A record harvest of apples.", "farm/orchard.txt")
     d = art("d", "Apple harvest", "Cider makers were pleased.", "other/orchard.txt")
-    assert [x.id for x in search_articles([a, b, c], "harbour BOATS")] == ["a"]
-    assert [x.id for x in search_articles([a, b, c], "")] == ["c", "b", "a"]  # title, then source
-    assert search_articles([a, b], "volcano") == []
     labels = article_labels([a, b, c, d])
     assert labels["a"] == "Harbour reopens (harbour.txt)"
     assert labels["b"] == "Harbour reopens (harbour-2.txt)"

@@ -98,10 +98,22 @@ def test_articles_by_id_prefix_and_count(stored):
     assert documents.article("b2") == SECOND and documents.article("zz") is None
     assert [a.id for a in documents.articles()] == ["a1", "b2"]  # by source
     assert documents.articles_by_prefix("b") == [SECOND]
-    assert documents.passage_counts() == {
+    assert documents.passage_counts(["a1", "b2", "zz"]) == {
         "a1": sum(c.article_id == "a1" for c in chunks),
         "b2": 1,
     }
+    assert documents.articles(limit=1) == [FIRST]
+
+
+def test_finding_articles_needs_every_word_in_title_or_text(stored):
+    documents, chunks, _ = stored
+    entries, total = documents.find_articles("KITES wind")
+    assert total == 1 and [e.id for e in entries] == ["b2"] and entries[0].passages == 1
+    assert documents.find_articles("ferry kites") == ([], 0)
+    entries, total = documents.find_articles("", limit=1)
+    assert total == 2 and [e.title for e in entries] == ["Ferry back"]  # by title
+    entries, _ = documents.find_articles("crew")
+    assert entries[0].passages == sum(c.article_id == "a1" for c in chunks)
 
 
 def test_a_missing_database_is_an_os_error(tmp_path):

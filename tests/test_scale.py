@@ -71,7 +71,8 @@ def test_ann_recall_is_one_for_exact_search_and_high_for_ivf(tmp_path):
 
 def test_table_marks_missing_figures():
     row = {"passages": 1000, "open_s": 0.2, "search_p50_ms": 3.0, "ask_p50_ms": 80.0,
-           "ask_p95_ms": 99.0, "sentence_encoding": "fp16", "ann_recall_at_10": 1.0, "gold_recall_at_5": 0.9,
+           "ask_p95_ms": 99.0, "sentence_encoding": "fp16", "ann_recall_at_10": 1.0,
+           "gold_recall_at_5": 0.9,
            "rss_mb": 400.0, "disk_mb": 12.0, "add_one_article_s": None}  # fmt: skip
     table = format_scale_table([row])
     assert "| 1,000 | fp16 | 0.20 | 3.0 | 80.0 | 99.0 | 1.000 | 0.900 | 400 | 12 | n/a |" in table
