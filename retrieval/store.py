@@ -42,7 +42,7 @@ from retrieval.chunking import Chunk, ChunkingConfig, Sentence
 from retrieval.documents import DocumentStore, passage_key, sentence_key, write_documents
 from retrieval.errors import UserError
 from retrieval.lexical import Bm25Store, LexicalStore
-from retrieval.vectors import Encoding, FaissVectorStore, VectorStore
+from retrieval.vectors import EXACT_LIMIT, Encoding, FaissVectorStore, VectorStore
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +56,12 @@ DOCUMENTS_FILE = "documents.sqlite"
 VECTORS_FILE = "passages.faiss"
 SENTENCE_VECTORS_FILE = "sentences.faiss"
 LEXICAL_DIR = "bm25"
-# How sentence vectors are kept (there are about five per passage).
-SENTENCE_ENCODING: Encoding = "fp32"
+# How sentence vectors are kept above the exact-search limit (there are about five per
+# passage): fp16 halves the largest store. At 100,000 passages (498,245 sentences) it found
+# the same answers' passages as fp32 (gold recall@5 0.930 both, 200 questions) on 756 MB of
+# disk against 1,120 (`article-qa eval-scale --sentence-encoding fp32 --sentence-encoding fp16`).
+# Below the limit the store is small and stays fp32, exact.
+SENTENCE_ENCODING: Encoding = "fp16"
 
 
 def rebuild_hint(index_dir: Path) -> str:
@@ -270,7 +274,7 @@ def save_version(
     vectors: np.ndarray,
     sentences: list[Sentence],
     sentence_vectors: np.ndarray,
-    sentence_encoding: Encoding = SENTENCE_ENCODING,
+    sentence_encoding: Encoding | None = None,
 ) -> Path:
     """Write a complete new version, then make it the live one; returns its folder."""
     versions = index_dir / VERSIONS_DIR
@@ -285,7 +289,8 @@ def save_version(
         )
         write_vectors(
             staging / SENTENCE_VECTORS_FILE, [sentence_key(s) for s in sentences],
-            sentence_vectors, manifest.dimension, sentence_encoding,
+            sentence_vectors, manifest.dimension,
+            sentence_encoding or (SENTENCE_ENCODING if len(sentences) > EXACT_LIMIT else "fp32"),
         )  # fmt: skip
         titles = {article.id: article.title for article in articles}
         Bm25Store.build(

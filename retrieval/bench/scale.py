@@ -47,6 +47,7 @@ from retrieval.bench import (
 )
 from retrieval.chunking import Chunk, Sentence, chunk_id
 from retrieval.store import SENTENCE_ENCODING
+from retrieval.vectors import EXACT_LIMIT
 
 SENTENCES_PER_PASSAGE = 5
 PASSAGES_PER_ARTICLE = 10
@@ -94,7 +95,7 @@ def scale_benchmark(
         questions_path = Path(scratch) / "questions.json"
         questions_path.write_text(json.dumps([asdict(q) for q in questions]), encoding="utf-8")
         for size in sizes:
-            for encoding in sentence_encodings or (SENTENCE_ENCODING,):
+            for encoding in sentence_encodings or (None,):
                 index_dir = Path(scratch) / f"index-{size}-{encoding}"
                 row = _one_size(
                     real, articles, pool_texts, pool_vectors, size, encoding, seed, index_dir, log
@@ -131,6 +132,8 @@ def _one_size(
     )
     made_s = time.perf_counter() - started
     del extra
+    if encoding is None:  # as a build would choose
+        encoding = SENTENCE_ENCODING if len(sentences) > EXACT_LIMIT else "fp32"
     log(f"writing {len(chunks):,} passages and {len(sentences):,} sentences ({encoding})")
     started = time.perf_counter()
     write_scale_index(index_dir, real.manifest, all_articles, chunks, vectors, sentences,
