@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -68,8 +67,12 @@ def scale_benchmark(
     log: Callable[[str], None] = lambda line: None,
     workdir: Path | None = None,
     sentence_encodings: Sequence[str] = (),
+    keep: Path | None = None,
 ) -> list[dict]:
-    """For each size (and sentence encoding), build the index, measure it in a fresh process."""
+    """For each size (and sentence encoding), build the index, measure it in a fresh process.
+
+    With `keep`, the indexes stay in that folder (to open or measure again).
+    """
     import shutil
 
     from retrieval.indexing import build_index_from_articles
@@ -96,13 +99,15 @@ def scale_benchmark(
         questions_path.write_text(json.dumps([asdict(q) for q in questions]), encoding="utf-8")
         for size in sizes:
             for encoding in sentence_encodings or (None,):
-                index_dir = Path(scratch) / f"index-{size}-{encoding}"
+                name = f"index-{size}-{encoding or 'default'}"
+                index_dir = (keep or Path(scratch)) / name
                 row = _one_size(
                     real, articles, pool_texts, pool_vectors, size, encoding, seed, index_dir, log
                 )
                 log("asking the questions in a fresh process")
                 measured = _measure_in_subprocess(index_dir, questions_path)
-                shutil.rmtree(index_dir, ignore_errors=True)
+                if keep is None:
+                    shutil.rmtree(index_dir, ignore_errors=True)
                 rows.append({**row, **measured, "questions": len(questions)})
                 log(format_scale_table(rows[-1:]))
     return rows
@@ -263,7 +268,7 @@ def measure(index_dir: Path, questions: Sequence[Question]) -> dict:
         ask_ms.append(result.timing_ms["total"])
         rank = first_relevant_rank(result.passages, question.golds)
         found += rank is not None and rank <= 5
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_mb = peak_rss_mb()
     vectors = engine.embedder.embed([q.text for q in questions])
     return {
         "passages": len(index.passages),
@@ -277,14 +282,47 @@ def measure(index_dir: Path, questions: Sequence[Question]) -> dict:
         "gold_recall_at_5": round(found / len(questions), 4) if questions else 0.0,
         "rss_mb": round(rss_mb, 1),
         "ann_recall_at_10": ann_recall(engine.index.passages, vectors, 10),
+        "nprobe": None if engine.index.passages.is_exact else engine.index.passages.nprobe,
+        "nprobe_sweep": nprobe_sweep(engine.index.passages, vectors),
         "passage_index": "exact" if engine.index.passages.is_exact else "ivf",
         "sentence_index": "exact" if engine.index.sentences.is_exact else "ivf",
     }
 
 
-def ann_recall(store, queries: np.ndarray, k: int) -> float:
-    """Share of the exact top `k` (brute force over every stored vector) its search finds."""
-    found, _ = store.search(queries, k)
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM). Not getrusage's ru_maxrss: Linux carries
+    that over from the parent at fork and exec, so a child started by a big build reports
+    the build's memory."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def nprobe_sweep(store, queries: np.ndarray, k: int = 10) -> list[dict]:
+    """ANN recall@k and one-query search time at other numbers of lists probed (IVF only)."""
+    if store.is_exact:
+        return []
+    keep = store.nprobe
+    exact = exact_top(store, queries, k)
+    rows = []
+    try:
+        for nprobe in (8, 16, 32, 64, 128, 256):
+            store.nprobe = nprobe
+            times = []
+            for query in queries:
+                started = time.perf_counter()
+                store.search(query[None], k)
+                times.append((time.perf_counter() - started) * 1000)
+            rows.append({"nprobe": nprobe, "recall": ann_recall(store, queries, k, exact),
+                         "search_p50_ms": _percentile(times, 50)})  # fmt: skip
+    finally:
+        store.nprobe = keep
+    return rows
+
+
+def exact_top(store, queries: np.ndarray, k: int) -> np.ndarray:
+    """The keys of the exact top `k` for each query: brute force over every stored vector."""
     keys, vectors = store.items()
     best_scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
     best_keys = np.full((len(queries), k), -1, dtype=np.int64)
@@ -295,8 +333,17 @@ def ann_recall(store, queries: np.ndarray, k: int) -> float:
         top = np.argsort(-merged_scores, axis=1)[:, :k]
         best_scores = np.take_along_axis(merged_scores, top, axis=1)
         best_keys = np.take_along_axis(merged_keys, top, axis=1)
-    hits = [len(set(f) & set(e)) for f, e in zip(found, best_keys, strict=True)]
-    return round(sum(hits) / (k * len(queries)), 4) if len(queries) else 0.0
+    return best_keys
+
+
+def ann_recall(store, queries: np.ndarray, k: int, exact: np.ndarray | None = None) -> float:
+    """Share of the exact top `k` that the store's own search finds."""
+    if not len(queries):
+        return 0.0
+    exact = exact_top(store, queries, k) if exact is None else exact
+    found, _ = store.search(queries, k)
+    hits = [len(set(f) & set(e)) for f, e in zip(found, exact, strict=True)]
+    return round(sum(hits) / (k * len(queries)), 4)
 
 
 def _cpu_name() -> str:
