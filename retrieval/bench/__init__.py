@@ -460,6 +460,19 @@ def format_table(payload: dict) -> str:
 # --- incremental builds -------------------------------------------------------------------------
 
 
+def cpu_name() -> str:
+    """The CPU's model name, for a benchmark report."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
+
+
 def write_corpus_files(articles: Sequence[Article], folder: Path) -> list[Path]:
     """Articles as plain-text files (title line, blank line, text), the way users add them."""
     folder.mkdir(parents=True, exist_ok=True)

@@ -37,6 +37,7 @@ import numpy as np
 from retrieval.articles import Article, article_id
 from retrieval.bench import (
     Question,
+    cpu_name,
     first_relevant_rank,
     read_squad,
     sample,
@@ -153,7 +154,7 @@ def _one_size(
         # Adding one article needs the incremental store update (work proportional to
         # the change), not yet built: a build today rewrites the whole version.
         "add_one_article_s": None,
-        "cpu": _cpu_name(),
+        "cpu": cpu_name(),
         "cores": os.cpu_count(),
     }
 
@@ -344,16 +345,6 @@ def ann_recall(store, queries: np.ndarray, k: int, exact: np.ndarray | None = No
     found, _ = store.search(queries, k)
     hits = [len(set(f) & set(e)) for f, e in zip(found, exact, strict=True)]
     return round(sum(hits) / (k * len(queries)), 4)
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
 
 
 SCALE_COLUMNS = [

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from retrieval.bench import sample, squad_articles, squad_questions, write_corpus_files
+from retrieval.bench import cpu_name, sample, squad_articles, squad_questions, write_corpus_files
 from retrieval.embedding import MINILM_NAME
 
 REFERENCE = "sentence-transformers fp32"
@@ -178,7 +178,7 @@ def speed_benchmark(
     questions = [q.text for q in sample([q for q in answerable if q.golds], n_questions, seed)]
     report: dict[str, Any] = {
         "articles": len(articles), "texts": len(texts), "questions": len(questions),
-        "rounds": rounds, "cpu": _cpu_name(), "cores": os.cpu_count(), "engines": {},
+        "rounds": rounds, "cpu": cpu_name(), "cores": os.cpu_count(), "engines": {},
     }  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="article-qa-speed-") as scratch:
         corpus, index = Path(scratch) / "corpus", Path(scratch) / "index"
@@ -227,18 +227,6 @@ def speed_benchmark(
         row["build_ratio"] = round(row["texts_per_s"] / base["texts_per_s"], 2)
         row["ask_p50_ratio"] = round(row["ask_p50_ms"] / base["ask_p50_ms"], 2)
     return report
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or platform.machine()
 
 
 def format_speed_table(report: dict) -> str:
