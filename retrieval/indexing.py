@@ -37,6 +37,7 @@ from retrieval.store import (
     StoredIndex,
     build_lock,
     load_index,
+    read_manifest,
     save_version,
 )
 
@@ -74,15 +75,56 @@ class BuildReport:
         return self.chunks / self.seconds if self.seconds > 0 else 0.0
 
 
-def file_hashes(corpus: Sequence[str | Path]) -> dict[str, str]:
-    """Hash of each corpus file's bytes, to tell later which files changed since the build."""
-    hashes = {}
+@dataclass(frozen=True)
+class CorpusFiles:
+    """The corpus files as a build saw them: each one's hash, and its size and mtime."""
+
+    hashes: dict[str, str]
+    stats: dict[str, list[int]]  # path -> [size, mtime_ns]
+    taken_ns: int  # when the stats were taken
+
+
+# A file changed this close to when its stats were taken may change again within the same
+# mtime tick unnoticed (git's "racy" case): its bytes are hashed again next time.
+RACY_NS = 2_000_000_000
+
+
+def file_hashes(corpus: Sequence[str | Path], since: Manifest | None = None) -> CorpusFiles:
+    """Each corpus file's hash, to tell later which files changed since the build.
+
+    A file whose size and mtime are those `since` recorded keeps the hash recorded
+    then, unread: checking an unchanged corpus costs a `stat` a file.
+    """
+    taken_ns = time.time_ns()
+    hashes: dict[str, str] = {}
+    stats: dict[str, list[int]] = {}
+    known_stats = since.file_stats if since is not None else {}
+    known_hashes = since.files if since is not None else {}
+    trusted_before = (since.stats_taken_ns if since is not None else 0) - RACY_NS
     for path in iter_corpus_files(corpus):
+        key = path.as_posix()
         try:
-            hashes[path.as_posix()] = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+            info = path.stat()
+            stat = [info.st_size, info.st_mtime_ns]
+            if (
+                known_stats.get(key) == stat
+                and key in known_hashes
+                and info.st_mtime_ns < trusted_before
+            ):
+                hashes[key] = known_hashes[key]
+            else:
+                hashes[key] = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+            stats[key] = stat
         except OSError:
             continue
-    return hashes
+    return CorpusFiles(hashes, stats, taken_ns)
+
+
+def _known_manifest(index_dir: Path) -> Manifest | None:
+    try:
+        return read_manifest(index_dir)
+    except UserError:
+        return None
 
 
 def _previous(index_dir: Path, config: IndexConfig, rebuild: bool) -> StoredIndex | None:
@@ -108,9 +150,10 @@ def build_index(
     index_dir = Path(index_dir)
     with build_lock(index_dir):
         started = time.perf_counter()
+        files = file_hashes(corpus, None if rebuild else _known_manifest(index_dir))
         loaded = load_articles(corpus)
         return _build(
-            loaded, file_hashes(corpus), index_dir, config or index_config(), rebuild,
+            loaded, files, index_dir, config or index_config(), rebuild,
             progress or _no_progress, started,
         )  # fmt: skip
 
@@ -127,7 +170,7 @@ def build_index_from_articles(
     with build_lock(index_dir):
         loaded = LoadResult(articles=tuple(articles), skipped=(), duplicates=())
         return _build(
-            loaded, {}, index_dir, config or index_config(), False,
+            loaded, CorpusFiles({}, {}, 0), index_dir, config or index_config(), False,
             progress or _no_progress, time.perf_counter(),
         )  # fmt: skip
 
@@ -138,7 +181,7 @@ def _no_progress(stage: str, done: int, total: int) -> None:
 
 def _build(
     loaded: LoadResult,
-    files: dict[str, str],
+    files: CorpusFiles,
     index_dir: Path,
     config: IndexConfig,
     rebuild: bool,
@@ -155,7 +198,7 @@ def _build(
     if (
         previous is not None
         and not (added or removed or changed)
-        and (previous.manifest.files == files)
+        and (previous.manifest.files == files.hashes)
     ):
         return BuildReport(
             index_dir, len(previous.manifest.articles), previous.manifest.passages, 0,
@@ -185,7 +228,9 @@ def _build(
         built_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         build_seconds=round(time.perf_counter() - started, 3),
         articles=now,
-        files=files,
+        files=files.hashes,
+        file_stats=files.stats,
+        stats_taken_ns=files.taken_ns,
         passages=len(chunks),
         sentences=len(sentences),
     )

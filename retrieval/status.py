@@ -32,7 +32,8 @@ def index_status(index_dir: str | Path, corpus: Sequence[str | Path]) -> IndexSt
     index_dir = Path(index_dir)
     manifest = read_manifest(index_dir)  # the manifest alone: no store is opened
     built = manifest.files
-    now = file_hashes([path for path in corpus if Path(path).exists()])
+    # Files whose size and mtime are unchanged since the build are not read again.
+    now = file_hashes([path for path in corpus if Path(path).exists()], manifest).hashes
     size = sum(f.stat().st_size for f in index_dir.rglob("*") if f.is_file())
     return IndexStatus(
         index_dir=str(index_dir),

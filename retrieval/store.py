@@ -92,6 +92,8 @@ class Manifest:
     files: dict[str, str] = field(default_factory=dict)  # corpus file -> raw-bytes hash
     passages: int = 0
     sentences: int = 0
+    file_stats: dict[str, list[int]] = field(default_factory=dict)  # file -> [size, mtime_ns]
+    stats_taken_ns: int = 0
 
     @property
     def config(self) -> IndexConfig:

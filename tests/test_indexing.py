@@ -113,3 +113,56 @@ def test_progress_reports_embedding(corpus, tmp_path):
     build_fake(corpus, tmp_path / "index", progress=lambda *e: events.append(e))
     embeds = [e for e in events if e[0] == "embed"]
     assert embeds[-1][1] == embeds[-1][2] > 0
+
+
+def _age(folder, seconds=60):
+    """Set every file's mtime back, out of the window in which stats are not trusted."""
+    import os
+    import time
+
+    old = time.time_ns() - seconds * 1_000_000_000
+    for path in folder.rglob("*"):
+        if path.is_file():
+            os.utime(path, ns=(old, old))
+
+
+def test_unchanged_files_are_not_read_again_to_check_them(corpus, tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from retrieval.indexing import file_hashes
+    from retrieval.store import read_manifest
+
+    _age(corpus)
+    build_fake(corpus, tmp_path / "index")
+    manifest = read_manifest(tmp_path / "index")
+    assert set(manifest.file_stats) == set(manifest.files) and manifest.stats_taken_ns > 0
+    read = []
+    real = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda self: read.append(self.name) or real(self))
+    assert file_hashes([corpus], manifest).hashes == manifest.files
+    assert read == []
+    (corpus / "orchard.txt").write_text("Orchard\n\nA longer text than before, now.\n")
+    changed = file_hashes([corpus], manifest)
+    assert read == ["orchard.txt"]
+    assert (
+        changed.hashes[f"{corpus.as_posix()}/orchard.txt"]
+        != manifest.files[f"{corpus.as_posix()}/orchard.txt"]
+    )
+
+
+def test_files_changed_just_before_the_build_are_hashed_again(corpus, tmp_path, monkeypatch):
+    """Same size and mtime, new bytes: caught when the mtime was too close to the build."""
+    import os
+
+    from retrieval.indexing import file_hashes
+    from retrieval.store import read_manifest
+
+    build_fake(corpus, tmp_path / "index")  # files written just now: inside the racy window
+    manifest = read_manifest(tmp_path / "index")
+    path = corpus / "orchard.txt"
+    info = path.stat()
+    path.write_bytes(path.read_bytes().replace(b"a", b"e", 1))
+    os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns))
+    assert (
+        file_hashes([corpus], manifest).hashes[path.as_posix()] != manifest.files[path.as_posix()]
+    )
