@@ -618,6 +618,9 @@ def eval_build(articles_file: Path, extra_file: Path, repeats: int, json_out: Pa
               help="Sentence vectors stored this way (repeat to compare).")  # fmt: skip
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
               help="Where the index is built (a temporary folder, removed after).")  # fmt: skip
+@click.option("--noise", type=click.Choice(["isotropic", "shaped"]), default="isotropic",
+              show_default=True,
+              help="Distractor noise: Gaussian, or along real vectors' differences.")  # fmt: skip
 @click.option("--keep", type=click.Path(file_okay=False, path_type=Path),
               help="Keep the built indexes in this folder.")  # fmt: skip
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path))
@@ -628,6 +631,7 @@ def eval_scale(
     seed: int,
     sentence_encodings: tuple[str, ...],
     workdir: Path | None,
+    noise: str,
     keep: Path | None,
     json_out: Path | None,
 ) -> None:
@@ -652,7 +656,7 @@ def eval_scale(
     rows = scale_benchmark(
         files, files[1], sizes, n_questions, seed,
         log=lambda line: click.echo(line, err=True), workdir=workdir,
-        sentence_encodings=sentence_encodings, keep=keep,
+        sentence_encodings=sentence_encodings, keep=keep, noise=noise,
     )  # fmt: skip
     click.echo(format_scale_table(rows))
     if json_out is not None:

@@ -76,3 +76,17 @@ def test_table_marks_missing_figures():
            "rss_mb": 400.0, "disk_mb": 12.0, "add_one_article_s": None}  # fmt: skip
     table = format_scale_table([row])
     assert "| 1,000 | fp16 | 0.20 | 3.0 | 80.0 | 99.0 | 1.000 | 0.900 | 400 | 12 | n/a |" in table
+
+
+def test_shaped_noise_stays_near_the_source_and_within_the_pool_span():
+    pool = _vectors(len(TEXTS), dimension=64)
+    made = distractors(TEXTS, count=30, seed=6)
+    rows = made.drawn.reshape(-1)
+    out = np.zeros((len(rows), 64), dtype=np.float32)
+    fill_noisy(out, pool, rows, seed=7, noise="shaped")
+    assert np.allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
+    cosines = np.sum(out * pool[rows], axis=1)
+    assert (cosines > 0.75).all() and (cosines < 0.999).all()
+    # Every distractor vector is a combination of pool vectors: nothing outside their span.
+    basis, *_ = np.linalg.lstsq(pool.T, out.T, rcond=None)
+    assert np.allclose(pool.T @ basis, out.T, atol=1e-4)

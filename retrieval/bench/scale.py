@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -52,6 +53,7 @@ from retrieval.vectors import EXACT_LIMIT
 SENTENCES_PER_PASSAGE = 5
 PASSAGES_PER_ARTICLE = 10
 NOISE = 0.5
+Noise = Literal["isotropic", "shaped"]
 MIN_SENTENCE_CHARS = 30
 
 
@@ -69,6 +71,7 @@ def scale_benchmark(
     workdir: Path | None = None,
     sentence_encodings: Sequence[str] = (),
     keep: Path | None = None,
+    noise: Noise = "isotropic",
 ) -> list[dict]:
     """For each size (and sentence encoding), build the index, measure it in a fresh process.
 
@@ -100,11 +103,12 @@ def scale_benchmark(
         questions_path.write_text(json.dumps([asdict(q) for q in questions]), encoding="utf-8")
         for size in sizes:
             for encoding in sentence_encodings or (None,):
-                name = f"index-{size}-{encoding or 'default'}"
+                name = f"index-{size}-{encoding or 'default'}-{noise}"
                 index_dir = (keep or Path(scratch)) / name
                 row = _one_size(
-                    real, articles, pool_texts, pool_vectors, size, encoding, seed, index_dir, log
-                )
+                    real, articles, pool_texts, pool_vectors, size, encoding, seed, index_dir,
+                    log, noise,
+                )  # fmt: skip
                 log("asking the questions in a fresh process")
                 measured = _measure_in_subprocess(index_dir, questions_path)
                 if keep is None:
@@ -115,8 +119,9 @@ def scale_benchmark(
 
 
 def _one_size(
-    real, articles, pool_texts, pool_vectors, size, encoding, seed, index_dir, log
-) -> dict:
+    real, articles, pool_texts, pool_vectors, size, encoding, seed, index_dir, log,
+    noise: Noise = "isotropic",
+) -> dict:  # fmt: skip
     """Write the index of `size` passages: the real ones and distractors; its build figures."""
     real_passages = real.documents.all_passages()
     real_sentences = real.documents.all_sentences()
@@ -130,12 +135,13 @@ def _one_size(
     dimension = real.manifest.dimension
     vectors = np.empty((len(chunks), dimension), dtype=np.float32)
     vectors[: len(real_passages)] = real.passages.get([k for k, _ in real_passages])
-    fill_noisy(vectors[len(real_passages) :], pool_vectors, extra.drawn, seed + 1)
+    fill_noisy(vectors[len(real_passages) :], pool_vectors, extra.drawn, seed + 1, noise=noise)
     sentence_vectors = np.empty((len(sentences), dimension), dtype=np.float32)
     sentence_vectors[: len(real_sentences)] = real.sentences.get([s.key for s in real_sentences])
     fill_noisy(
-        sentence_vectors[len(real_sentences) :], pool_vectors, extra.drawn.reshape(-1), seed + 2
-    )
+        sentence_vectors[len(real_sentences) :], pool_vectors, extra.drawn.reshape(-1), seed + 2,
+        noise=noise,
+    )  # fmt: skip
     made_s = time.perf_counter() - started
     del extra
     if encoding is None:  # as a build would choose
@@ -148,6 +154,7 @@ def _one_size(
     disk = sum(f.stat().st_size for f in index_dir.rglob("*") if f.is_file())
     return {
         "sentence_encoding": encoding,
+        "noise": noise,
         "distractors_s": round(made_s, 1),
         "write_s": round(write_s, 1),
         "disk_mb": round(disk / 2**20, 1),
@@ -202,19 +209,33 @@ def distractors(texts: Sequence[str], count: int, seed: int) -> Distractors:
 
 
 def fill_noisy(
-    out: np.ndarray, pool: np.ndarray, drawn: np.ndarray, seed: int, block: int = 100_000
+    out: np.ndarray,
+    pool: np.ndarray,
+    drawn: np.ndarray,
+    seed: int,
+    block: int = 100_000,
+    noise: Noise = "isotropic",
 ) -> None:
-    """out[i] = the mean of pool[drawn[i]] (one row or several) plus noise, normalised.
+    """out[i] = the normalised mean of pool[drawn[i]] (one row or several) plus noise of norm
+    `NOISE`, normalised again. The noise is isotropic Gaussian, or "shaped": along the
+    difference of two random pool vectors, so it stays within the directions real
+    embeddings vary in.
 
     Written a block at a time into `out`, so a million rows never need a second copy.
     """
     rng = np.random.default_rng(seed)
-    scale = NOISE / np.sqrt(pool.shape[1])
     for at in range(0, len(drawn), block):
         rows = drawn[at : at + block]
         base = pool[rows].mean(axis=1) if rows.ndim == 2 else pool[rows]
         base /= np.linalg.norm(base, axis=1, keepdims=True)
-        noisy = base + rng.standard_normal(base.shape, dtype=np.float32) * scale
+        if noise == "shaped":
+            first = rng.integers(0, len(pool), size=len(base))
+            second = (first + rng.integers(1, len(pool), size=len(base))) % len(pool)
+            direction = pool[first] - pool[second]
+        else:
+            direction = rng.standard_normal(base.shape, dtype=np.float32)
+        norms = np.maximum(np.linalg.norm(direction, axis=1, keepdims=True), 1e-6)
+        noisy = base + direction / norms * NOISE
         noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
         out[at : at + block] = noisy
 
