@@ -111,7 +111,7 @@ class DocumentStore:
     def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
         self.path = path
         self._db = connection
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # held by a method around its own queries too
         self._articles: dict[str, Article] = {}
         self._df_cache: dict[str, int] = {}
         self.passage_count = int(self._meta("passages", "0"))
@@ -150,18 +150,19 @@ class DocumentStore:
     def articles_by_id(self, ids: Iterable[str]) -> dict[str, Article]:
         """The articles with these ids (those that exist), kept a while once read."""
         ids = list(ids)
-        if len(self._articles) > ARTICLE_CACHE:
-            self._articles.clear()
-        wanted = [i for i in dict.fromkeys(ids) if i not in self._articles]
-        for batch in _batches(wanted):
-            rows = self._query(
-                "SELECT id, title, source, text, published FROM articles "
-                f"WHERE id IN ({_marks(len(batch))})",
-                batch,
-            )
-            for row in rows:
-                self._articles[row[0]] = Article(*row)
-        return {i: self._articles[i] for i in ids if i in self._articles}
+        with self._lock:  # page sessions share the store: the cache changes under the lock
+            if len(self._articles) > ARTICLE_CACHE:
+                self._articles.clear()
+            wanted = [i for i in dict.fromkeys(ids) if i not in self._articles]
+            for batch in _batches(wanted):
+                rows = self._query(
+                    "SELECT id, title, source, text, published FROM articles "
+                    f"WHERE id IN ({_marks(len(batch))})",
+                    batch,
+                )
+                for row in rows:
+                    self._articles[row[0]] = Article(*row)
+            return {i: self._articles[i] for i in ids if i in self._articles}
 
     def articles(self, limit: int | None = None) -> list[Article]:
         """Every article (or the first `limit`), by source."""
@@ -291,10 +292,10 @@ class DocumentStore:
 
     def idf(self, stem: str) -> float:
         """Inverse document frequency of a content stem over the passages (as `idf_table`)."""
-        if stem not in self._df_cache:
+        df = self._df_cache.get(stem)
+        if df is None:
             rows = self._query("SELECT df FROM terms WHERE stem = ?", (stem,))
-            self._df_cache[stem] = rows[0][0] if rows else 0
-        df = self._df_cache[stem]
+            df = self._df_cache[stem] = rows[0][0] if rows else 0
         count = self.passage_count
         return math.log((count + 1) / 0.5) if df == 0 else math.log((count + 1) / (df + 0.5))
 

@@ -119,3 +119,21 @@ def test_finding_articles_needs_every_word_in_title_or_text(stored):
 def test_a_missing_database_is_an_os_error(tmp_path):
     with pytest.raises(OSError, match="d.sqlite missing"):
         DocumentStore.open(tmp_path / "d.sqlite")
+
+
+def test_threads_sharing_the_store_get_whole_answers(stored, monkeypatch):
+    """The page's sessions share one store: a cache cleared by one never breaks another."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import retrieval.documents
+
+    documents, chunks, _ = stored
+    monkeypatch.setattr(retrieval.documents, "ARTICLE_CACHE", 0)  # cleared on every call
+    keys = [passage_key(c) for c in chunks]
+
+    def fetch(_):
+        found = documents.passages(keys)
+        return len(found) == len(chunks) and documents.article("b2") == SECOND
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert all(pool.map(fetch, range(200)))
