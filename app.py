@@ -569,11 +569,7 @@ def articles_page(settings: Settings) -> None:
             hide_index=True,
             width="stretch",
         )
-    passages = next((e.passages for e in matches if e.id == chosen), None)
-    article = documents.article(chosen)
-    if passages is None:
-        passages = documents.passage_counts([chosen]).get(chosen, 0)
-    article_ui(article, passages)
+    article_ui(documents.article(chosen), documents.passage_counts([chosen]).get(chosen, 0))
 
 
 def article_ui(article: Article, chunk_count: int) -> None:

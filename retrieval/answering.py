@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from retrieval.documents import StoredSentence
+from retrieval.documents import StoredSentence, inverse_document_frequency
 from retrieval.search import Hit
 from retrieval.store import StoredIndex
 from retrieval.text import STOPWORDS, content_stems, stem, word_spans, words
@@ -575,11 +575,9 @@ def idf_table(token_lists: Sequence[Sequence[str]]) -> Callable[[str], float]:
     for tokens in token_lists:
         for token in set(tokens):
             frequencies[token] = frequencies.get(token, 0) + 1
-    ceiling = math.log((count + 1) / 0.5)
 
     def idf(token: str) -> float:
-        df = frequencies.get(token)
-        return ceiling if df is None else math.log((count + 1) / (df + 0.5))
+        return inverse_document_frequency(frequencies.get(token, 0), count)
 
     return idf
 

@@ -289,9 +289,9 @@ def articles(index_dir: Path, as_json: bool) -> None:
     Example:
       article-qa articles --json
     """
-    from retrieval.store import load_index
+    from retrieval.store import open_documents
 
-    entries, _ = load_index(index_dir).documents.find_articles()
+    entries, _ = open_documents(index_dir).find_articles()
     rows = [
         {"id": e.id, "title": e.title, "source": e.source, "chunks": e.passages}
         for e in sorted(entries, key=lambda e: e.source)
@@ -314,9 +314,9 @@ def show(index_dir: Path, as_json: bool, article_id: str) -> None:
     Example:
       article-qa show 14b4c77d        # ids come from `article-qa articles`
     """
-    from retrieval.store import load_index
+    from retrieval.store import open_documents
 
-    matches = load_index(index_dir).documents.articles_by_prefix(article_id)
+    matches = open_documents(index_dir).articles_by_prefix(article_id)
     if len(matches) != 1:
         problem = "no article" if not matches else f"{len(matches)} articles"
         raise UserError(

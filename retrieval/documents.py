@@ -63,6 +63,11 @@ ARTICLE_CACHE = 2_000
 BATCH = 900
 
 
+def inverse_document_frequency(df: int, count: int) -> float:
+    """idf of a word found in `df` of `count` passages; a word never seen counts as rare."""
+    return math.log((count + 1) / 0.5) if df == 0 else math.log((count + 1) / (df + 0.5))
+
+
 def record_key(text_id: str) -> int:
     """A 63-bit integer id for a content-hash string id (what vector indexes take)."""
     return int.from_bytes(hashlib.sha256(text_id.encode("utf-8")).digest()[:8], "big") >> 1
@@ -126,9 +131,6 @@ class DocumentStore:
         store = cls(connection, path)
         store._query("SELECT count(*) FROM passages")  # fails here on a damaged file
         return store
-
-    def close(self) -> None:
-        self._db.close()
 
     def _query(self, sql: str, params: Sequence = ()) -> list[tuple]:
         with self._lock:
@@ -291,13 +293,12 @@ class DocumentStore:
     # Word statistics
 
     def idf(self, stem: str) -> float:
-        """Inverse document frequency of a content stem over the passages (as `idf_table`)."""
+        """Inverse document frequency of a content stem over the passages."""
         df = self._df_cache.get(stem)
         if df is None:
             rows = self._query("SELECT df FROM terms WHERE stem = ?", (stem,))
             df = self._df_cache[stem] = rows[0][0] if rows else 0
-        count = self.passage_count
-        return math.log((count + 1) / 0.5) if df == 0 else math.log((count + 1) / (df + 0.5))
+        return inverse_document_frequency(df, self.passage_count)
 
 
 def write_documents(

@@ -64,6 +64,11 @@ LEXICAL_DIR = "bm25"
 SENTENCE_ENCODING: Encoding = "fp16"
 
 
+def sentence_encoding(count: int) -> Encoding:
+    """How a version with `count` sentences stores their vectors."""
+    return SENTENCE_ENCODING if count > EXACT_LIMIT else "fp32"
+
+
 def rebuild_hint(index_dir: Path) -> str:
     return f"run `article-qa build --rebuild --index {index_dir}`"
 
@@ -192,9 +197,7 @@ def load_index(index_dir: Path, expected: IndexConfig | None = None) -> StoredIn
     try:
         documents = DocumentStore.open(version / DOCUMENTS_FILE)
         passages = FaissVectorStore.load(version / VECTORS_FILE, manifest.dimension)
-        sentences = FaissVectorStore.load(
-            version / SENTENCE_VECTORS_FILE, manifest.dimension, SENTENCE_ENCODING
-        )
+        sentences = FaissVectorStore.load(version / SENTENCE_VECTORS_FILE, manifest.dimension)
         lexical = Bm25Store.load(version / LEXICAL_DIR)
     except (OSError, ValueError, KeyError, TypeError, RuntimeError, sqlite3.Error) as error:
         raise UserError(
@@ -212,6 +215,20 @@ def load_index(index_dir: Path, expected: IndexConfig | None = None) -> StoredIn
                 f"{name}): {rebuild_hint(index_dir)}"
             )
     return StoredIndex(version, manifest, documents, passages, sentences, lexical)
+
+
+def open_documents(index_dir: Path) -> DocumentStore:
+    """The live version's document store alone (listing articles needs no vector)."""
+    index_dir = Path(index_dir)
+    check_format(read_manifest(index_dir), index_dir)
+    version = current_version(index_dir)
+    try:
+        return DocumentStore.open(version / DOCUMENTS_FILE)
+    except (OSError, sqlite3.Error) as error:
+        raise UserError(
+            f"index at {index_dir} is damaged ({type(error).__name__} while reading "
+            f"{version.name}): {rebuild_hint(index_dir)}"
+        ) from None
 
 
 def write_vectors(
@@ -276,9 +293,11 @@ def save_version(
     vectors: np.ndarray,
     sentences: list[Sentence],
     sentence_vectors: np.ndarray,
-    sentence_encoding: Encoding | None = None,
+    encoding: Encoding | None = None,
 ) -> Path:
-    """Write a complete new version, then make it the live one; returns its folder."""
+    """Write a complete new version, then make it the live one; returns its folder.
+
+    `encoding` overrides how sentence vectors are stored (for measuring the choice)."""
     versions = index_dir / VERSIONS_DIR
     versions.mkdir(parents=True, exist_ok=True)
     name = time.strftime("v%Y%m%d-%H%M%S-") + os.urandom(3).hex()
@@ -292,7 +311,7 @@ def save_version(
         write_vectors(
             staging / SENTENCE_VECTORS_FILE, [sentence_key(s) for s in sentences],
             sentence_vectors, manifest.dimension,
-            sentence_encoding or (SENTENCE_ENCODING if len(sentences) > EXACT_LIMIT else "fp32"),
+            encoding or sentence_encoding(len(sentences)),
         )  # fmt: skip
         titles = {article.id: article.title for article in articles}
         Bm25Store.build(

@@ -243,9 +243,7 @@ class FaissVectorStore:
         faiss.write_index(self.index, str(path))
 
     @classmethod
-    def load(
-        cls, path: Path, dimension: int, encoding: Encoding = "fp32", writable: bool = False
-    ) -> FaissVectorStore:
+    def load(cls, path: Path, dimension: int, writable: bool = False) -> FaissVectorStore:
         """The store saved at `path`: memory-mapped and read-only, or read whole to change it."""
         import faiss
 
@@ -261,4 +259,7 @@ class FaissVectorStore:
             index = faiss.read_index(str(path))
         if index.d != dimension:
             raise ValueError(f"{Path(path).name} holds {index.d}-d vectors, not {dimension}-d")
+        # fp16 stores are FAISS's scalar-quantized kinds (flat or IVF); the rest hold fp32.
+        inner = faiss.downcast_index(index.index) if hasattr(index, "id_map") else index
+        encoding: Encoding = "fp16" if "ScalarQuantizer" in type(inner).__name__ else "fp32"
         return cls(dimension, encoding, index=index, read_only=not writable)

@@ -21,7 +21,7 @@ def _faiss(encoding="fp32", exact_limit=10_000):
     def reopen(store, tmp_path, writable=True):
         path = tmp_path / "vectors.faiss"
         store.save(path)
-        return FaissVectorStore.load(path, DIM, encoding, writable=writable)
+        return FaissVectorStore.load(path, DIM, writable=writable)
 
     return make, reopen
 
@@ -160,3 +160,12 @@ def test_loading_checks_the_file_and_the_dimension(tmp_path):
     FaissVectorStore(DIM).save(tmp_path / "v.faiss")
     with pytest.raises(ValueError, match="holds 16-d vectors, not 8-d"):
         FaissVectorStore.load(tmp_path / "v.faiss", 8)
+
+
+@pytest.mark.parametrize("encoding", ["fp32", "fp16"])
+@pytest.mark.parametrize("exact_limit", [10_000, 50])
+def test_a_reopened_store_knows_its_encoding(tmp_path, encoding, exact_limit):
+    store = FaissVectorStore.create(DIM, _keys(100), _unit(100), encoding, exact_limit)
+    store.save(tmp_path / "v.faiss")
+    for writable in (False, True):
+        assert FaissVectorStore.load(tmp_path / "v.faiss", DIM, writable).encoding == encoding
