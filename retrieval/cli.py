@@ -166,10 +166,12 @@ def _open_engine(index_dir: Path):
     return QAEngine.open(index_dir)
 
 
-def _print_result(result, as_json: bool) -> None:
+def _print_result(result, as_json: bool, passages: bool = True) -> None:
     if as_json:
         click.echo(json.dumps(result.to_dict(), ensure_ascii=False))
         return
+    if result.resolved.is_followup:
+        click.echo(click.style(f"(understood as: {result.resolved.asked}, a follow-up)", dim=True))
     answer = result.answer
     if answer is None:
         click.echo("No answer in these articles.")
@@ -189,7 +191,7 @@ def _print_result(result, as_json: bool) -> None:
         click.echo(click.style(answer.text, bold=True) + f"   (confidence {answer.score:.2f})")
         click.echo(f"  {marked}")
         click.echo(f"  — {answer.title} [{answer.source}]")
-    if result.passages:
+    if passages and result.passages:
         click.echo("Passages:")
         for rank, hit in enumerate(result.passages, 1):
             snippet = " ".join(hit.chunk.text.split())
@@ -233,14 +235,21 @@ def ask(index_dir: Path, top_k: int, threshold: float | None, as_json: bool, que
 @top_k_option
 @threshold_option
 @json_option
-def chat(index_dir: Path, top_k: int, threshold: float | None, as_json: bool) -> None:
+@click.option("--passages", "show_passages", is_flag=True,
+              help="Also list the passages each answer was read from.")  # fmt: skip
+def chat(
+    index_dir: Path, top_k: int, threshold: float | None, as_json: bool, show_passages: bool
+) -> None:
     """Answer questions read line by line; follow-ups use the earlier turns.
 
     On a terminal this is an interactive prompt (empty line or Ctrl-D to quit);
-    otherwise it reads standard input, one question per line.
+    otherwise it reads standard input, one question per line. A follow-up ("Who
+    will attend it?") is printed as it was understood; --json gives it as
+    "understood_as" and "followup".
 
     \b
     Example:
+      printf 'Where is the meeting held?\\nWho will attend it?\\n' | article-qa chat
       printf 'Where is the meeting held?\\nWho will attend it?\\n' | article-qa chat --json
     """
     engine = _open_engine(index_dir)
@@ -271,7 +280,7 @@ def chat(index_dir: Path, top_k: int, threshold: float | None, as_json: bool) ->
             click.echo(f"error: {error}", err=True)
             continue
         history.append(result.to_turn())
-        _print_result(result, as_json)
+        _print_result(result, as_json, passages=show_passages)
         if not as_json:
             click.echo()
 

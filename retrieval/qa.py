@@ -69,6 +69,8 @@ class QAResult:
             }
         return {
             "question": self.question,
+            "understood_as": self.resolved.asked,
+            "followup": self.resolved.is_followup,
             "answer": answer,
             "passages": [
                 {

@@ -231,3 +231,26 @@ def test_feedback_prints_what_the_page_recorded(built, runner):
     record_feedback(built, question="Who?", answer={"text": "Alma"}, sources=[], rating="up")
     records = json.loads(runner.invoke(main, ["feedback", "--index", str(built), "--json"]).output)
     assert [(r["question"], r["rating"]) for r in records] == [("Who?", "up")]
+
+
+def test_chat_shows_how_a_follow_up_was_understood(built, runner):
+    questions = "Who steered the ferry?\nWhere did she sail?\n"
+    text = runner.invoke(
+        main, ["chat", "--index", str(built), "--threshold", "0"], input=questions
+    ).output
+    assert "(understood as: Where did Captain Alma Reyes sail?, a follow-up)" in text
+    assert text.count("(understood as:") == 1  # the first question stands alone
+    assert "Passages:" not in text  # only with --passages
+    with_passages = runner.invoke(
+        main, ["chat", "--index", str(built), "--threshold", "0", "--passages"], input=questions
+    ).output
+    assert with_passages.count("Passages:") == 2
+    lines = runner.invoke(
+        main, ["chat", "--index", str(built), "--json", "--threshold", "0"], input=questions
+    ).output.splitlines()
+    first, second = (json.loads(line) for line in lines)
+    assert (first["followup"], first["understood_as"]) == (False, "Who steered the ferry?")
+    assert (second["followup"], second["understood_as"]) == (
+        True,
+        "Where did Captain Alma Reyes sail?",
+    )
