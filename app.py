@@ -66,6 +66,10 @@ mark { background: rgba(255, 196, 0, 0.42); color: inherit; padding: 0 0.12em;
 .qa-article mark { background: rgba(255, 196, 0, 0.25); }
 </style>
 """
+# Our own script, no article text in it: brings the cited sentence into view once drawn.
+SCROLL_TO_CITED = """<script>
+setTimeout(() => document.getElementById("qa-cited")?.scrollIntoView({block: "center"}), 200);
+</script>"""
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~$])")
 
 
@@ -161,7 +165,7 @@ def build_config(index_dir: Path) -> IndexConfig | None:
 # --- session state --------------------------------------------------------------------------
 
 
-def init_state() -> None:
+def init_state(settings: Settings) -> None:
     defaults = {
         "turns": [],  # dicts: id, result (QAResult), rating ("up"/"down"/None)
         "pending_question": None,  # an example question clicked, asked on this run
@@ -175,12 +179,46 @@ def init_state() -> None:
     }
     for key, value in defaults.items():
         st.session_state.setdefault(key, value)
+    restore_conversation(settings)
+
+
+def restore_conversation(settings: Settings) -> None:
+    """The conversation named in the URL, read back once per browser session (a reload)."""
+    from retrieval.conversations import is_conversation_id, load_conversation, new_conversation_id
+
+    if "conversation" not in st.session_state:
+        named = st.query_params.get("c", "")
+        if is_conversation_id(named):
+            saved = load_conversation(settings.index_dir, named)
+            st.session_state.turns = [
+                {"id": t.id, "result": t.result, "rating": t.rating} for t in saved
+            ]
+        st.session_state.conversation = (
+            named if is_conversation_id(named) else new_conversation_id()
+        )
+    # Kept in the URL on every run: a reload, or the link, brings the conversation back.
+    if st.query_params.get("c") != st.session_state.conversation:
+        st.query_params["c"] = st.session_state.conversation
+
+
+def save_turns(index_dir: Path) -> None:
+    from retrieval.conversations import SavedTurn, save_conversation
+
+    turns = [SavedTurn(t["id"], t["result"], t["rating"]) for t in st.session_state.turns]
+    try:
+        save_conversation(index_dir, st.session_state.conversation, turns)
+    except OSError as error:  # the answer is shown anyway; only a reload would lose it
+        st.toast(f"The conversation could not be saved: {error}")
 
 
 def new_conversation() -> None:
+    from retrieval.conversations import new_conversation_id
+
     st.session_state.turns = []
     st.session_state.cited = None
     st.session_state.ask_error = None
+    st.session_state.conversation = new_conversation_id()
+    st.query_params["c"] = st.session_state.conversation
 
 
 def pick_example() -> None:
@@ -188,10 +226,20 @@ def pick_example() -> None:
     st.session_state.example_pick = None
 
 
-def open_article(article_id: str, spans: list[tuple[int, int]], question: str) -> None:
+def open_article(article_id: str, span: tuple[int, int], question: str, what: str) -> None:
+    """Show the article with only `span` marked (`what` names it), scrolled to it."""
     st.session_state.open_article = article_id
-    st.session_state.cited = {"article_id": article_id, "spans": spans, "question": question}
+    st.session_state.cited = {"article_id": article_id, "spans": [span], "question": question,
+                              "what": what, "scroll": True}  # fmt: skip
     st.session_state.goto_articles = True
+
+
+def pick_row() -> None:
+    """A click on a row of the Articles list opens that article."""
+    rows = st.session_state.article_table.selection.rows
+    if rows:
+        st.session_state.open_article = st.session_state.article_rows[rows[0]]
+        st.session_state.cited = None
 
 
 def rate_answer(index_dir: Path, turn_id: str) -> None:
@@ -203,6 +251,7 @@ def rate_answer(index_dir: Path, turn_id: str) -> None:
     turn["rating"] = rating
     if rating is None and had is None:
         return
+    save_turns(index_dir)
     result: QAResult = turn["result"]
     data = result.to_dict()
     record_feedback(
@@ -389,6 +438,7 @@ def ask_page(settings: Settings) -> None:
     st.session_state.pending_question = None
     if question:
         ask_question(engine, question)
+        save_turns(settings.index_dir)
     for number, turn in enumerate(st.session_state.turns):
         turn_ui(settings, turn, number)
     if st.session_state.ask_error:
@@ -453,34 +503,40 @@ def turn_ui(settings: Settings, turn: dict, number: int) -> None:
 
 def answer_ui(result: QAResult, turn_id: str) -> None:
     answer: Answer = result.answer
-    article = next(hit.article for hit in result.passages if hit.article.id == answer.article_id)
+    citations = result.citations
     sentence = highlight_html(
         answer.sentence,
         [(answer.start - answer.sentence_start, answer.end - answer.sentence_start)],
     )
-    source = html.escape(Path(answer.source).name)
-    if re.match(r"https?://", answer.source):
-        source = f'<a href="{html.escape(answer.source)}">{html.escape(answer.source)}</a>'
-    published = f" · published {html.escape(article.published)}" if article.published else ""
+    numbers = "".join(f'<sup class="qa-cite">[{c.number}]</sup>' for c in citations)
+    sources = "".join(
+        f'<p class="qa-meta">[{c.number}] {source_html(result.passages[c.number - 1].article)}</p>'
+        for c in citations
+    )
     st.html(
-        f'<p class="qa-short"><strong>{html.escape(answer.text)}</strong></p>'
+        f'<p class="qa-short"><strong>{html.escape(answer.text)}</strong> {numbers}</p>'
         f'<blockquote class="qa-sentence">{sentence}</blockquote>'
         f'<p class="qa-meta">Confidence: {confidence_words(answer.score)}</p>'
-        f'<p class="qa-meta">Source: <cite>{html.escape(answer.title)}</cite>'
-        f" · {source}{published}</p>"
+        f'<p class="qa-meta">Sources:</p>{sources}'
     )
-    cited = cited_spans(result, answer.article_id)
-    st.button(
-        "Open article",
-        key=f"open-answer-{turn_id}",
-        icon=":material/article:",
-        on_click=open_article,
-        args=(answer.article_id, cited, result.question),
-    )
+    for column, citation in zip(st.columns(max(len(citations), 3)), citations, strict=False):
+        column.button(
+            f"Open [{citation.number}]",
+            key=f"open-cited-{turn_id}-{citation.number}-{citation.start}",
+            icon=":material/article:",
+            help="Open the article at the cited sentence",
+            on_click=open_article,
+            args=(citation.article_id, (citation.start, citation.end), result.question,
+                  f"the sentence cited as [{citation.number}]"),
+        )  # fmt: skip
 
 
-def cited_spans(result: QAResult, article_id: str) -> list[tuple[int, int]]:
-    return [(h.chunk.start, h.chunk.end) for h in result.passages if h.article.id == article_id]
+def source_html(article: Article) -> str:
+    source = html.escape(Path(article.source).name)
+    if re.match(r"https?://", article.source):
+        source = f'<a href="{html.escape(article.source)}">{html.escape(article.source)}</a>'
+    published = f" · published {html.escape(article.published)}" if article.published else ""
+    return f"<cite>{html.escape(article.title)}</cite> · {source}{published}"
 
 
 def passages_ui(result: QAResult, turn_id: str) -> None:
@@ -497,7 +553,12 @@ def passages_ui(result: QAResult, turn_id: str) -> None:
                 key=f"open-{turn_id}-{rank}",
                 icon=":material/article:",
                 on_click=open_article,
-                args=(hit.article.id, cited_spans(result, hit.article.id), result.question),
+                args=(
+                    hit.article.id,
+                    (hit.chunk.start, hit.chunk.end),
+                    result.question,
+                    f"passage [{rank}]",
+                ),  # fmt: skip
             )
 
 
@@ -507,7 +568,7 @@ def passage_html(rank: int, hit: Hit, answer: Answer | None) -> str:
         # Offsets into the passage; highlight_html clips a span reaching outside it.
         marks.append((answer.start - hit.chunk.start, answer.end - hit.chunk.start))
     return (
-        f'<p class="qa-passage-head">#{rank} · score {hit.score:.3f} · '
+        f'<p class="qa-passage-head">[{rank}] · score {hit.score:.3f} · '
         f"<cite>{html.escape(hit.article.title)}</cite> · "
         f"{html.escape(Path(hit.article.source).name)}</p>"
         f'<p class="qa-passage">{highlight_html(hit.chunk.text, marks)}</p>'
@@ -555,6 +616,7 @@ def articles_page(settings: Settings) -> None:
     heading = f"All {count}" if total == len(engine.index.manifest.articles) else f"{count} found"
     if total > len(matches):
         heading += f" (the first {len(matches):,} by title)"
+    st.session_state.article_rows = [entry.id for entry in matches]
     with st.expander(heading, expanded=st.session_state.cited is None):
         st.dataframe(
             [
@@ -568,6 +630,9 @@ def articles_page(settings: Settings) -> None:
             ],
             hide_index=True,
             width="stretch",
+            key="article_table",
+            on_select=pick_row,
+            selection_mode="single-row",
         )
     article_ui(documents.article(chosen), documents.passage_counts([chosen]).get(chosen, 0))
 
@@ -581,9 +646,13 @@ def article_ui(article: Article, chunk_count: int) -> None:
         details.append(f"published {md_escape(article.published)}")
     st.caption(" · ".join(details))
     if spans:
-        st.caption(f"Marked: the passages cited for “{md_escape(cited['question'])}”")
+        st.caption(f"Marked: {cited['what']} for “{md_escape(cited['question'])}”")
     with st.container(border=True):
-        st.html(f'<div class="qa-article">{highlight_html(article.text, spans)}</div>')
+        marked = highlight_html(article.text, spans, anchor="qa-cited")
+        st.html(f'<div class="qa-article">{marked}</div>')
+    if spans and cited.get("scroll"):
+        cited["scroll"] = False  # once: later reruns leave the reader where they scrolled
+        st.html(SCROLL_TO_CITED, unsafe_allow_javascript=True)
 
 
 # --- the app --------------------------------------------------------------------------------
@@ -609,7 +678,7 @@ def main() -> None:
     st.set_page_config(page_title="Article Q&A", page_icon=page_icon())
     st.html(PAGE_CSS)
     settings = app_settings(sys.argv[1:])
-    init_state()
+    init_state(settings)
     sidebar_ui(settings)
 
     def ask() -> None:

@@ -24,13 +24,19 @@ def merge_spans(spans: Iterable[tuple[int, int]], length: int) -> list[tuple[int
     return merged
 
 
-def highlight_html(text: str, spans: Iterable[tuple[int, int]], tag: str = "mark") -> str:
-    """`text` HTML-escaped, with each span wrapped in `<tag>`; newlines kept as `<br>`."""
+def highlight_html(
+    text: str, spans: Iterable[tuple[int, int]], tag: str = "mark", anchor: str | None = None
+) -> str:
+    """`text` HTML-escaped, with each span wrapped in `<tag>`; newlines kept as `<br>`.
+
+    `anchor`: an id for the first span, so that the page can scroll to it.
+    """
     pieces: list[str] = []
     cursor = 0
-    for start, end in merge_spans(spans, len(text)):
+    for number, (start, end) in enumerate(merge_spans(spans, len(text))):
         pieces.append(html.escape(text[cursor:start]))
-        pieces.append(f"<{tag}>{html.escape(text[start:end])}</{tag}>")
+        attribute = f' id="{html.escape(anchor)}"' if anchor and number == 0 else ""
+        pieces.append(f"<{tag}{attribute}>{html.escape(text[start:end])}</{tag}>")
         cursor = end
     pieces.append(html.escape(text[cursor:]))
     return "".join(pieces).replace("\n", "<br>")

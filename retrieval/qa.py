@@ -32,6 +32,61 @@ MAX_QUESTION_CHARS = 1000
 
 
 @dataclass(frozen=True)
+class Citation:
+    """A numbered source of the answer: the sentence of passage `number` that holds it.
+
+    Numbers are the passages' ranks (from 1), as listed under the answer; offsets are
+    into the article, so a citation opens the article at its sentence.
+    """
+
+    number: int
+    article_id: str
+    title: str
+    source: str
+    start: int  # the cited sentence
+    end: int
+    answer_start: int  # the answer inside it
+    answer_end: int
+
+
+def cite(answer: Answer, passages: Sequence[Hit]) -> tuple[Citation, ...]:
+    """The passages that hold the answer, each with the sentence it is in.
+
+    First the passage the answer was read from, then every other listed passage whose
+    text holds the same words (another article, or another sentence of the same one):
+    the answer's support, each cited once per sentence.
+    """
+    from retrieval.text import sentence_spans
+
+    found: list[Citation] = []
+    seen: set[tuple[str, int]] = set()
+
+    def add(number: int, hit: Hit, start: int, end: int, at: int) -> None:
+        if (hit.article.id, start) not in seen:
+            seen.add((hit.article.id, start))
+            found.append(Citation(number, hit.article.id, hit.article.title, hit.article.source,
+                                  start, end, at, at + len(answer.text)))  # fmt: skip
+
+    for number, hit in enumerate(passages, 1):
+        if hit.article.id == answer.article_id and hit.chunk.start <= answer.start < hit.chunk.end:
+            add(number, hit, answer.sentence_start, answer.sentence_end, answer.start)
+            break
+    for number, hit in enumerate(passages, 1):
+        text = hit.article.text
+        at = text.find(answer.text, hit.chunk.start, hit.chunk.end)
+        while at >= 0:
+            # Sentences never cross a line break: split only the answer's paragraph.
+            para_end = text.find("\n", at)
+            spans = sentence_spans(text, text.rfind("\n", 0, at) + 1,
+                                   len(text) if para_end < 0 else para_end)  # fmt: skip
+            sentence = next(((a, b) for a, b in spans if a <= at < b), None)
+            if sentence is not None:
+                add(number, hit, *sentence, at)
+            at = text.find(answer.text, at + 1, hit.chunk.end)
+    return tuple(found)
+
+
+@dataclass(frozen=True)
 class QAResult:
     question: str
     resolved: ResolvedQuestion
@@ -50,6 +105,11 @@ class QAResult:
             article_id=best.article_id if best else None,
             confidence=best.score if best else None,
         )
+
+    @property
+    def citations(self) -> tuple[Citation, ...]:
+        """The numbered sources of the answer (none without an answer)."""
+        return cite(self.answer, self.passages) if self.answer is not None else ()
 
     def to_dict(self) -> dict:
         answer = None
@@ -84,6 +144,17 @@ class QAResult:
                     "score": round(hit.score, 6),
                 }
                 for hit in self.passages
+            ],
+            "citations": [
+                {
+                    "number": c.number,
+                    "article_id": c.article_id,
+                    "start": c.start,
+                    "end": c.end,
+                    "answer_start": c.answer_start,
+                    "answer_end": c.answer_end,
+                }
+                for c in self.citations
             ],
             "timing_ms": self.timing_ms,
         }

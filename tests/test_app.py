@@ -86,13 +86,13 @@ def markdown_of(at: AppTest) -> str:
 def test_question_gets_short_answer_highlighted_sentence_and_sources(app):
     ask(app, "Where was the reopening ceremony held?")
     page = html_of(app)
-    assert '<p class="qa-short"><strong>Marlow Hall</strong></p>' in page
+    assert '<p class="qa-short"><strong>Marlow Hall</strong> <sup class="qa-cite">[1]' in page
     assert "The reopening ceremony was held in <mark>Marlow Hall</mark>, where" in page
     assert re.search(r"Confidence: (high|medium|low) · 0\.\d\d", page)
-    assert f"Source: <cite>{HARBOUR_TITLE}</cite> · harbour.txt" in page
+    assert f'Sources:</p><p class="qa-meta">[1] <cite>{HARBOUR_TITLE}</cite> · harbour.txt' in page
     assert app.expander[0].label == "3 passages"
     # The first passage marks the answer inside it, by offsets.
-    assert "#1 · score" in page and page.count("<mark>Marlow Hall</mark>") == 2
+    assert "[1] · score" in page and page.count("<mark>Marlow Hall</mark>") == 2
 
 
 def test_answers_and_sources_survive_a_rerun(app):
@@ -121,7 +121,7 @@ def test_question_the_articles_cannot_answer_says_so_and_shows_closest_passages(
     assert app.expander[0].label == "3 closest passages"
     # closed, so the refusal stays in view above them
     assert not app.expander[0].proto.expanded
-    assert "#1 · score" in html_of(app)
+    assert "[1] · score" in html_of(app)
 
 
 def test_a_question_is_shown_as_typed_and_a_url_in_it_is_no_link(app):
@@ -195,13 +195,33 @@ def test_citation_opens_the_article_with_its_cited_passage_marked(app):
     assert not app.exception
     assert [t.value for t in app.title] == ["Articles"]
     assert HARBOUR_TITLE in [s.value for s in app.subheader]
-    assert '<div class="qa-article"><mark>The old harbour in Kestrel Bay' in html_of(app)
-    assert any(c.value.startswith("Marked: the passages cited for") for c in app.caption)
+    assert '<div class="qa-article"><mark id="qa-cited">The old harbour in Kestrel Bay' in html_of(
+        app
+    )
+    assert any(c.value.startswith("Marked: passage [1] for") for c in app.caption)
+
+
+def test_the_answer_cites_its_passage_by_number_and_opens_only_its_sentence(app):
+    ask(app, "Where was the reopening ceremony held?")
+    page = html_of(app)
+    assert re.search(r"<strong>Marlow Hall</strong> <sup class=\"qa-cite\">\[\d\]</sup>", page)
+    assert f"<cite>{HARBOUR_TITLE}</cite> · harbour.txt" in page
+    [button] = [b for b in app.button if b.key and b.key.startswith("open-cited-")]
+    number = re.search(r"\[(\d)\]", button.label).group(1)
+    assert f"[{number}] · score" in page  # the same number on the passage it cites
+    button.click().run()
+    assert not app.exception
+    article = html_of(app)
+    # Only the answer's sentence is marked, not the passage or the whole short article.
+    assert article.count("<mark") == 1
+    assert '<mark id="qa-cited">The reopening ceremony was held in Marlow Hall, where' in article
+    assert "builders.</mark>" in article
+    assert any(c.value.startswith(f"Marked: the sentence cited as [{number}]") for c in app.caption)
 
 
 def test_article_browser_searches_titles_and_text(app):
     ask(app, "Where was the reopening ceremony held?")
-    [button] = [b for b in app.button if b.key and b.key.startswith("open-answer-")]
+    [button] = [b for b in app.button if b.key and b.key.startswith("open-cited-")]
     button.click().run()
     app.text_input(key="article_search").set_value("orchard").run()
     assert app.selectbox[0].options == ["Orchard cooperative reports record apple harvest"]
@@ -241,7 +261,7 @@ def test_articles_with_the_same_title_are_told_apart_by_file(folders, monkeypatc
     at = AppTest.from_file(APP, default_timeout=30)
     at.run()
     ask(at, "Where was the reopening ceremony held?")
-    [button] = [b for b in at.button if b.key and b.key.startswith("open-answer-")]
+    [button] = [b for b in at.button if b.key and b.key.startswith("open-cited-")]
     button.click().run()
     labels = at.selectbox[0].options
     assert f"{HARBOUR_TITLE} (harbour.txt)" in labels
@@ -251,10 +271,13 @@ def test_articles_with_the_same_title_are_told_apart_by_file(folders, monkeypatc
 def test_article_html_and_scripts_are_shown_as_text(app):
     ask(app, "Who explained the payloads?")
     answer_page = html_of(app) + markdown_of(app)
-    [button] = [b for b in app.button if b.key and b.key.startswith("open-answer-")]
+    [button] = [b for b in app.button if b.key and b.key.startswith("open-cited-")]
     button.click().run()
     browser_page = html_of(app) + markdown_of(app)
-    for page in (answer_page, browser_page):
+    # The page's own script (it scrolls to the cited sentence) is the only one.
+    own_script = re.compile(r"<script>[^<]*\"qa-cited\"[^<]*</script>")
+    assert len(own_script.findall(browser_page)) == 1
+    for page in (answer_page, own_script.sub("", browser_page)):
         assert "<script" not in page and "<img" not in page
     assert "&lt;img src=x onerror=alert(1)&gt;" in browser_page
     assert "why &lt;script&gt;alert(1)&lt;/script&gt; still matters" in answer_page
@@ -281,3 +304,28 @@ def test_real_model_answers_where_the_meeting_is_held(tmp_path, monkeypatch):
     page = html_of(at)
     assert "<mark>Sochi</mark>" in page
     assert "Kerry heads to Russia for talks as relations stay strained" in page
+
+
+def test_the_conversation_survives_a_reload_until_a_new_one_is_started(app):
+    ask(app, "Where was the reopening ceremony held?")
+    ask(app, "Who thanked the builders?")
+    named = app.query_params["c"]
+    assert named and len(named) == 16
+    # A reload is a new browser session on the same URL.
+    reloaded = AppTest.from_file(APP, default_timeout=30)
+    reloaded.query_params["c"] = named
+    reloaded.run()
+    assert not reloaded.exception
+    assert [m.value for m in reloaded.get("text")] == [
+        "Where was the reopening ceremony held?",
+        "Who thanked the builders?",
+    ]
+    assert "<strong>Marlow Hall</strong>" in html_of(reloaded)
+    [new] = [b for b in reloaded.button if b.label == "New conversation"]
+    new.click().run()
+    assert reloaded.query_params["c"] != named
+    assert not list(reloaded.get("text"))
+    fresh = AppTest.from_file(APP, default_timeout=30)
+    fresh.query_params["c"] = reloaded.query_params["c"]
+    fresh.run()
+    assert not list(fresh.get("text"))  # the new conversation is empty

@@ -10,12 +10,15 @@ otherwise to tmp_path.
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -41,6 +44,12 @@ STARTUP_SECONDS = 60
 ANSWER_MS = 90_000
 
 
+@dataclass(frozen=True)
+class Page:
+    url: str
+    corpus: Path  # the folder the page indexes (a copy of the sample corpus)
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -62,19 +71,22 @@ def wait_for_health(url: str, server: subprocess.Popen, seconds: float) -> None:
 
 
 @pytest.fixture(scope="module")
-def page_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Page]:
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium chromium-driver")
     pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-    index = tmp_path_factory.mktemp("browser") / "index"
-    build_index([ROOT / "corpus"], index)
+    root = tmp_path_factory.mktemp("browser")
+    # A copy of the sample corpus: a test adds an article to it and rebuilds.
+    corpus = Path(shutil.copytree(ROOT / "corpus", root / "corpus"))
+    index = root / "index"
+    build_index([corpus], index)
     port = free_port()
     command = [
         sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
         "--server.port", str(port), "--server.address", "127.0.0.1",
         "--server.headless", "true", "--browser.gatherUsageStats", "false",
         "--server.fileWatcherType", "none",
-        "--", "--corpus", str(ROOT / "corpus"), "--index", str(index),
+        "--", "--corpus", str(corpus), "--index", str(index),
     ]  # fmt: skip
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     server = subprocess.Popen(
@@ -83,7 +95,7 @@ def page_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     try:
         url = f"http://127.0.0.1:{port}"
         wait_for_health(url, server, STARTUP_SECONDS)
-        yield url
+        yield Page(url, corpus)
     finally:
         server.terminate()
         try:
@@ -109,7 +121,8 @@ def ask_in_browser(page, url: str) -> None:
     page.locator("mark", has_text="Sochi").first.wait_for(timeout=ANSWER_MS)
 
 
-def test_question_in_the_browser_gets_highlighted_answer_and_source(page_url, screenshot_dir):
+def test_question_in_the_browser_gets_highlighted_answer_and_source(served, screenshot_dir):
+    page_url = served.url
     from urllib.parse import urlsplit
 
     from playwright.sync_api import expect, sync_playwright
@@ -146,3 +159,89 @@ def test_question_in_the_browser_gets_highlighted_answer_and_source(page_url, sc
             browser.close()
     assert outside == [], outside
     assert not [f for f in failed if "ERR_NAME_NOT_RESOLVED" in f], failed
+
+
+NEWS = """Harbour town opens a floating solar farm
+
+The coastal town of Velmora switched on a floating solar farm on its old harbour basin
+on Friday. The 4,000 panels rest on plastic floats and should cover the power needs of
+about 900 homes, the town's energy office said.
+"""
+
+
+def test_a_new_user_session_in_the_browser(served, screenshot_dir):
+    """Citations open the article at the cited sentence, the conversation survives a reload,
+    questions show as typed, refusals stay in view, rows open articles, and the sidebar
+    is right straight after a rebuild; nothing is fetched from outside this machine."""
+    from urllib.parse import urlsplit
+
+    from playwright.sync_api import expect, sync_playwright
+
+    outside: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.on("request", lambda r: outside.append(r.url)
+                    if urlsplit(r.url).hostname not in (None, "127.0.0.1", "localhost")
+                    and not r.url.startswith(("data:", "blob:")) else None)  # fmt: skip
+            ask_in_browser(page, served.url)
+            expect(page.locator("sup").first).to_have_text(re.compile(r"\[\d\]"))
+
+            # 13: a reload keeps the conversation (its id is in the URL).
+            assert "c=" in page.url
+            page.reload()
+            expect(page.locator("strong", has_text="Sochi").first).to_be_visible(timeout=ANSWER_MS)
+            expect(page.get_by_text(QUESTION, exact=True)).to_be_visible()
+
+            # 10: a question is shown as typed, never as a link.
+            box = page.get_by_placeholder("Ask a question about the articles")
+            box.fill("Is there a [link](http://x) here?")
+            box.press("Enter")
+            expect(page.get_by_text("Is there a [link](http://x) here?")).to_be_visible(
+                timeout=ANSWER_MS
+            )
+            assert page.locator('a[href^="http://x"]').count() == 0
+
+            # 11: a refusal stays in view, its passages folded away.
+            box.fill("What colour is the mayor's bicycle?")
+            box.press("Enter")
+            refusal = page.get_by_text("Not in these articles.").last
+            expect(refusal).to_be_visible(timeout=ANSWER_MS)
+            expect(refusal).to_be_in_viewport()
+            expect(page.locator("details").last).not_to_have_attribute("open", "")
+
+            # 7: a numbered citation opens the article scrolled to the sentence, marked alone.
+            page.get_by_role("button", name=re.compile(r"Open \[\d\]")).first.click()
+            article = page.locator(".qa-article")
+            expect(article).to_be_visible(timeout=ANSWER_MS)
+            cited = article.locator("mark#qa-cited")
+            expect(cited).to_contain_text("Sochi")
+            assert article.locator("mark").count() == 1
+            expect(cited).to_be_in_viewport(timeout=5_000)
+            page.wait_for_timeout(300)
+            page.screenshot(path=screenshot_dir / "screenshot-citation.png")
+
+            # 9: a click on a row of the article list opens that article.
+            page.get_by_text(re.compile(r"^All \d+ articles")).click()  # folded after a citation
+            grid = page.locator('[data-testid="stDataFrame"]')
+            expect(grid).to_be_visible()
+            page.wait_for_timeout(500)
+            grid.scroll_into_view_if_needed()
+            box_ = grid.bounding_box()
+            row_height = 35
+            page.mouse.click(box_["x"] + 12, box_["y"] + row_height * 1.5)  # first row's marker
+            first = page.get_by_role("heading", name=re.compile("^Astronomers in Chile"))
+            expect(first).to_be_visible(timeout=10_000)
+
+            # 5: straight after a rebuild the sidebar tells the new index's state.
+            (served.corpus / "floating-solar-farm.txt").write_text(NEWS, encoding="utf-8")
+            page.goto(served.url)
+            sidebar = page.locator('[data-testid="stSidebar"]')
+            page.get_by_role("button", name="Rebuild index").click()
+            expect(sidebar.get_by_text("9 articles")).to_be_visible(timeout=ANSWER_MS)
+            expect(sidebar.get_by_text(re.compile("Up to date"))).to_be_visible()
+            assert sidebar.get_by_text("Out of date").count() == 0
+        finally:
+            browser.close()
+    assert outside == [], outside

@@ -44,3 +44,9 @@ def test_highlighting_loses_no_characters_and_keeps_html_balanced(text, spans):
     assert out.count("<mark>") == out.count("</mark>")
     # The only tags in the output are ours.
     assert set(re.findall(r"<(/?\w+)", out)) <= {"mark", "/mark", "br"}
+
+
+def test_an_anchor_names_only_the_first_mark():
+    marked = highlight_html("one two three", [(8, 13), (0, 3)], anchor="qa-cited")
+    assert marked == '<mark id="qa-cited">one</mark> two <mark>three</mark>'
+    assert highlight_html("one", [], anchor="qa-cited") == "one"

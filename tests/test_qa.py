@@ -35,6 +35,56 @@ def test_answer_offsets_slice_the_article(fake_engine):
     assert answer.sentence_start <= answer.start < answer.end <= answer.sentence_end
 
 
+def _hit(article, start: int, end: int):
+    from retrieval.chunking import Chunk
+    from retrieval.search import Hit
+
+    chunk = Chunk(f"{article.id}:{start}", article.id, start, end, article.text[start:end])
+    return Hit(chunk, article, 0.5, 0.5, 0.0)
+
+
+def test_citations_number_the_passages_that_hold_the_answer_with_their_sentence():
+    from retrieval.answering import Answer
+    from retrieval.articles import Article
+    from retrieval.qa import cite
+
+    one = Article(
+        "a1", "Talks", "one.txt", "The talks open today. They are held in Oslo.\nOslo is cold."
+    )
+    two = Article("a2", "Weather", "two.txt", "Snow fell overnight. Oslo is colder than Bergen.")
+    other = Article("a3", "Sport", "three.txt", "A match was played in Bergen.")
+    at = one.text.index("Oslo")
+    sentence = (one.text.index("They"), one.text.index("\n"))
+    answer = Answer("Oslo", one.text[slice(*sentence)], "a1", "Talks", "one.txt", at, at + 4,
+                    *sentence, "a1:0", 0.8)  # fmt: skip
+    passages = [_hit(other, 0, len(other.text)), _hit(two, 0, len(two.text)),
+                _hit(one, 0, len(one.text))]  # fmt: skip
+    cited = cite(answer, passages)
+    # The passage read first, then the others that hold "Oslo", one citation per sentence.
+    assert [(c.number, c.article_id) for c in cited] == [(3, "a1"), (2, "a2"), (3, "a1")]
+    assert [(c.start, c.end) for c in cited] == [
+        sentence,
+        (two.text.index("Oslo"), len(two.text)),
+        (one.text.index("Oslo is"), len(one.text)),
+    ]
+    for c, article in zip(cited, (one, two, one), strict=True):
+        assert article.text[c.answer_start : c.answer_end] == "Oslo"
+        assert c.start <= c.answer_start < c.answer_end <= c.end
+
+
+def test_an_answer_is_cited_in_the_result_and_its_json(fake_engine):
+    result = fake_engine.ask("Who steered the ferry?", threshold=0.0)
+    first = result.citations[0]
+    assert (first.article_id, first.start, first.end) == (
+        result.answer.article_id,
+        result.answer.sentence_start,
+        result.answer.sentence_end,
+    )
+    assert result.passages[first.number - 1].article.id == first.article_id
+    assert result.to_dict()["citations"][0]["number"] == first.number
+    assert fake_engine.ask("Who steered the ferry?", threshold=1.0).citations == ()
+
+
 def test_below_threshold_is_no_answer_but_keeps_the_best_guess(fake_engine):
     result = fake_engine.ask("Who steered the ferry?", threshold=1.0)
     assert result.answer is None
