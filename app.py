@@ -39,9 +39,6 @@ if TYPE_CHECKING:  # imported for real only where used, to keep the first paint 
     from retrieval.articles import Article
     from retrieval.status import IndexStatus
 
-# Confidence bands shown beside the score; below the threshold there is no answer at all.
-# Bands of the calibrated answerability (a probability); the shipped line is near 0.2.
-CONFIDENCE_BANDS = ((0.5, "high"), (0.25, "medium"), (0.0, "low"))
 RATING_OF_THUMB = {0: "down", 1: "up"}
 THUMB_OF_RATING = {rating: thumb for thumb, rating in RATING_OF_THUMB.items()}
 EXAMPLE_COUNT = 4
@@ -92,11 +89,6 @@ def app_settings(argv: Sequence[str]) -> Settings:
 def md_escape(text: str) -> str:
     """`text` safe inside Markdown: no HTML, no emphasis, links, headings or `$` maths."""
     return html.escape(_MARKDOWN_SPECIAL.sub(r"\\\1", text), quote=False)
-
-
-def confidence_words(score: float) -> str:
-    band = next(label for floor, label in CONFIDENCE_BANDS if score >= floor)
-    return f"{band} · {score:.2f}"
 
 
 def readable_time(stamp: str) -> str:
@@ -516,7 +508,7 @@ def answer_ui(result: QAResult, turn_id: str) -> None:
     st.html(
         f'<p class="qa-short"><strong>{html.escape(answer.text)}</strong> {numbers}</p>'
         f'<blockquote class="qa-sentence">{sentence}</blockquote>'
-        f'<p class="qa-meta">Confidence: {confidence_words(answer.score)}</p>'
+        f'<p class="qa-meta">Confidence: {result.band} · {answer.score:.2f}</p>'
         f'<p class="qa-meta">Sources:</p>{sources}'
     )
     for column, citation in zip(st.columns(max(len(citations), 3)), citations, strict=False):

@@ -188,7 +188,10 @@ def _print_result(result, as_json: bool, passages: bool = True) -> None:
             + click.style(sentence[local_start:local_end], bold=True, underline=True)
             + sentence[local_end:]
         )
-        click.echo(click.style(answer.text, bold=True) + f"   (confidence {answer.score:.2f})")
+        click.echo(
+            click.style(answer.text, bold=True)
+            + f"   (confidence {answer.score:.2f}, {result.band})"
+        )
         click.echo(f"  {marked}")
         click.echo(f"  — {answer.title} [{answer.source}]")
     if passages and result.passages:

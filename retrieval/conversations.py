@@ -109,6 +109,7 @@ def _result_record(result: QAResult) -> dict:
         ],
         "threshold": result.threshold,
         "timing_ms": result.timing_ms,
+        "band": result.band,
     }
 
 
@@ -133,4 +134,5 @@ def _result_from(record: dict, articles: dict[str, Article]) -> QAResult:
         ),
         threshold=record["threshold"],
         timing_ms=record["timing_ms"],
+        band=record["band"],
     )

@@ -95,6 +95,8 @@ class QAResult:
     passages: tuple[Hit, ...]
     threshold: float
     timing_ms: dict[str, float] = field(default_factory=dict)
+    # The answer's confidence in words ("high", "medium", "low"): bands chosen by measurement.
+    band: str | None = None
 
     def to_turn(self) -> Turn:
         best = self.answer
@@ -126,6 +128,18 @@ class QAResult:
                 "sentence_start": a.sentence_start,
                 "sentence_end": a.sentence_end,
                 "score": a.score,
+                "band": self.band,
+                "citations": [
+                    {
+                        "number": c.number,
+                        "article_id": c.article_id,
+                        "start": c.start,
+                        "end": c.end,
+                        "answer_start": c.answer_start,
+                        "answer_end": c.answer_end,
+                    }
+                    for c in self.citations
+                ],
             }
         return {
             "question": self.question,
@@ -144,17 +158,6 @@ class QAResult:
                     "score": round(hit.score, 6),
                 }
                 for hit in self.passages
-            ],
-            "citations": [
-                {
-                    "number": c.number,
-                    "article_id": c.article_id,
-                    "start": c.start,
-                    "end": c.end,
-                    "answer_start": c.answer_start,
-                    "answer_end": c.answer_end,
-                }
-                for c in self.citations
             ],
             "timing_ms": self.timing_ms,
         }
@@ -272,10 +275,11 @@ class QAEngine:
         if best is not None and resolved.is_followup:  # so there is an earlier turn
             best = carry_confidence(best, history[-1])
         answered = time.perf_counter()
+        answer = best if best is not None and best.score >= threshold else None
         return QAResult(
             question=text,
             resolved=resolved,
-            answer=best if best is not None and best.score >= threshold else None,
+            answer=answer,
             best_guess=best,
             passages=tuple(hits),
             threshold=threshold,
@@ -284,6 +288,7 @@ class QAEngine:
                 "answer": round((answered - retrieved) * 1000, 2),
                 "total": round((answered - started) * 1000, 2),
             },
+            band=self.answerer.calibration.band(answer.score) if answer is not None else None,
         )
 
 

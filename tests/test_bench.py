@@ -163,6 +163,26 @@ def test_a_whole_run_reports_every_metric(files):
     assert report["abstention_same_topic"]["questions_unanswerable"] == 1
     assert report["build"]["articles"] == 1
     assert "| hybrid (system) |" in format_table(report)
+    # Every question asked is counted under the word its answer was shown with: 2 answerable,
+    # 1 out-of-corpus and 1 same-topic, all answered at threshold 0.
+    assert sum(b["answers"] for b in report["bands"].values()) == 4
+    assert "answers right, by the confidence word shown:" in format_table(report)
+
+
+def test_band_precision_counts_answers_to_unanswerable_questions_as_wrong():
+    from retrieval.bench import Outcome, band_precision
+
+    outcomes = [
+        Outcome(answered=True, band="high", f1=1.0),
+        Outcome(answered=True, band="high", f1=0.0),  # e.g. an answer where there is none
+        Outcome(answered=True, band="medium", f1=0.6),
+        Outcome(answered=False, band=None, f1=0.0),  # refused: shown with no word
+    ]
+    assert band_precision(outcomes) == {
+        "high": {"answers": 2, "right": 0.5},
+        "medium": {"answers": 1, "right": 1.0},
+        "low": {"answers": 0, "right": None},
+    }
 
 
 def test_unanswerable_file_about_indexed_articles_is_refused(files):

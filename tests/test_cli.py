@@ -113,7 +113,10 @@ def test_ask_json_has_the_design_shape(built, runner):
     )
     assert result.exit_code == 0, result.output
     payload = json.loads(result.output)
-    assert set(payload) == {"question", "answer", "passages", "timing_ms"}
+    # The design's keys, and what a follow-up was understood as.
+    assert set(payload) == {
+        "question", "answer", "passages", "timing_ms", "understood_as", "followup",
+    }  # fmt: skip
     answer = payload["answer"]
     assert {"text", "sentence", "article_id", "title", "source", "start", "end", "score"} <= set(
         answer

@@ -81,8 +81,21 @@ def test_an_answer_is_cited_in_the_result_and_its_json(fake_engine):
         result.answer.sentence_end,
     )
     assert result.passages[first.number - 1].article.id == first.article_id
-    assert result.to_dict()["citations"][0]["number"] == first.number
+    assert result.to_dict()["answer"]["citations"][0]["number"] == first.number
     assert fake_engine.ask("Who steered the ferry?", threshold=1.0).citations == ()
+
+
+@pytest.mark.parametrize(
+    ("bands", "word"), [((0.0, 0.0), "high"), ((1.01, 0.0), "medium"), ((1.01, 1.01), "low")]
+)
+def test_the_answer_carries_the_word_of_its_calibrated_band(fake_engine, monkeypatch, bands, word):
+    from dataclasses import replace
+
+    calibration = replace(fake_engine.answerer.calibration, bands=bands)
+    monkeypatch.setattr(fake_engine.answerer, "calibration", calibration)
+    result = fake_engine.ask("Who steered the ferry?", threshold=0.0)
+    assert result.band == word == result.to_dict()["answer"]["band"]
+    assert fake_engine.ask("Who steered the ferry?", threshold=1.0).band is None
 
 
 def test_below_threshold_is_no_answer_but_keeps_the_best_guess(fake_engine):

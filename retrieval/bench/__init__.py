@@ -67,6 +67,7 @@ class Outcome:
     score: float = 0.0
     answered: bool = False
     ms: float = 0.0
+    band: str | None = None  # the confidence word shown with the answer
 
 
 # --- SQuAD files --------------------------------------------------------------------------------
@@ -265,6 +266,20 @@ def summarize(outcomes: Sequence[Outcome]) -> dict[str, float]:
     }
 
 
+BANDS = ("high", "medium", "low")
+
+
+def band_precision(outcomes: Sequence[Outcome]) -> dict[str, dict]:
+    """For each confidence word, how many answers were shown with it and the share right
+    (F1 >= 0.5 with a gold answer; an answer to an unanswerable question is never right)."""
+    report = {}
+    for band in BANDS:
+        shown = [o for o in outcomes if o.answered and o.band == band]
+        right = float(np.mean([o.f1 >= 0.5 for o in shown])) if shown else None
+        report[band] = {"answers": len(shown), "right": right}
+    return report
+
+
 def abstention(answerable: Sequence[Outcome], refused: Sequence[Outcome], threshold: float) -> dict:
     return {
         "auc": roc_auc([o.score for o in answerable], [o.score for o in refused]),
@@ -287,6 +302,7 @@ def run_question(engine, question: Question, mode: Mode, top_k: int, threshold: 
     best = result.best_guess
     outcome.score = best.score if best else 0.0
     outcome.answered = result.answer is not None
+    outcome.band = result.band
     if best is not None:
         outcome.sentence_hit = contains_gold(
             best.article_id, best.sentence_start, best.sentence_end, question.golds
@@ -385,12 +401,14 @@ def evaluate(
                 "chunks_per_s": round(build.chunks_per_s, 1),
             },
         }
+        asked_all = list(all_outcomes["hybrid"])
         if outside:
             refused = []
             for done, question in enumerate(outside, 1):
                 refused.append(run_question(engine, question, "hybrid", top_k, threshold))
                 report("ask (unanswerable)", done, len(outside))
             payload["abstention"] = abstention(all_outcomes["hybrid"], refused, threshold)
+            asked_all += refused
         if same_topic:
             refused = []
             for done, question in enumerate(same_topic, 1):
@@ -399,6 +417,9 @@ def evaluate(
             payload["abstention_same_topic"] = abstention(
                 all_outcomes["hybrid"], refused, threshold
             )
+            asked_all += refused
+        # Every question asked of the system, answerable or not: is each word right?
+        payload["bands"] = band_precision(asked_all)
     payload["config"] = {
         "articles": [str(f) for f in articles_files],
         "questions": str(questions_file),
@@ -449,6 +470,13 @@ def format_table(payload: dict) -> str:
                 f"answerable answered {a['answer_rate_answerable']:.1%} "
                 f"at threshold {a['threshold']}"
             )
+    if "bands" in payload:
+        shown = ", ".join(
+            f"{band} {b['right']:.1%} of {b['answers']}" if b["right"] is not None
+            else f"{band} none"
+            for band, b in payload["bands"].items()
+        )  # fmt: skip
+        lines.append(f"\nanswers right, by the confidence word shown: {shown}")
     build = payload["build"]
     lines.append(
         f"\nbuild: {build['articles']} articles, {build['chunks']} chunks, "
