@@ -26,7 +26,7 @@ import random
 import tempfile
 import time
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -131,6 +131,25 @@ class CalibrationSet:
     held_out_unanswerable: list[Question] = field(default_factory=list)
 
 
+def split_parts(
+    articles: Sequence[Article], tune2: Path, natural: Sequence[NaturalQuestion], seed: int = 0
+) -> tuple[list[Article], list[Article]]:
+    """(part A, part B) of the tune articles: A is indexed, B's questions ask from outside.
+
+    Part A holds the SQuAD 2.0 articles, the natural set's held-out ones and, when they are
+    few, some others; the reader's training (``--natural``) reads only part B's natural
+    questions, so the confidence is fitted on natural questions the reader never saw.
+    """
+    hard_topics = {a.title for a in squad_articles([tune2])[0]}
+    held_titles = {q.article for q in natural if q.held_out and q.collection == "squad-tune"}
+    held = [a for a in articles if squad_title(a) in held_titles and a.title not in hard_topics]
+    rest = [a for a in articles if a.title not in hard_topics and a not in held]
+    random.Random(seed).shuffle(rest)
+    extra = max(0, (len(rest) + len(held)) // 2 - 4 - len(held))
+    part_a = [a for a in articles if a.title in hard_topics] + held + rest[:extra]
+    return part_a, [a for a in articles if a not in part_a]
+
+
 def calibration_questions(
     tune: Path,
     tune2: Path,
@@ -138,6 +157,7 @@ def calibration_questions(
     seed: int,
     trained: Collection[str] = (),
     natural: Sequence[NaturalQuestion] = (),
+    natural_trained: Collection[str] = (),
 ) -> CalibrationSet:
     """Part A: the SQuAD 2.0 articles, the natural set's held-out ones and a few others;
     part B: the rest of the tune half.
@@ -147,24 +167,20 @@ def calibration_questions(
     (``reader.json``'s ``same_topic_articles``, when trained with ``--same-topic``).
     """
     articles, where = squad_articles([tune])
-    hard_topics = {a.title for a in squad_articles([tune2])[0]}
-    held_titles = {q.article for q in natural if q.held_out and q.collection == "squad-tune"}
-    held = [a for a in articles if squad_title(a) in held_titles and a.title not in hard_topics]
-    rest = [a for a in articles if a.title not in hard_topics and a not in held]
-    random.Random(seed).shuffle(rest)
-    extra = max(0, (len(rest) + len(held)) // 2 - 4 - len(held))
-    part_a = [a for a in articles if a.title in hard_topics] + held + rest[:extra]
-    part_b = [a for a in articles if a not in part_a]
+    part_a, part_b = split_parts(articles, tune2, natural, seed)
     answerable, _ = squad_questions(tune, part_a, where)
     answerable = sample([q for q in answerable if q.golds], limit, seed)
     outside_all, _ = squad_questions(tune, part_b, where)
     # Questions with gold spans in part B: part A's come back without any.
     outside = sample([q for q in outside_all if q.golds], limit, seed)
+    hard_topics = {a.title for a in squad_articles([tune2])[0]}
     trained = set(trained)
     unseen = [a for a in part_a if a.title in hard_topics and squad_title(a) not in trained]
     _, same_topic = squad_questions(tune2, unseen, where)
     fitted = [q for q in natural if not q.held_out]
-    natural_a, natural_same = natural_squad_questions(fitted, part_a)
+    # Natural questions the reader was trained on (``--natural``) are never fitted as indexed.
+    unseen_natural = [q for q in fitted if q.article not in set(natural_trained)]
+    natural_a, natural_same = natural_squad_questions(unseen_natural, part_a)
     natural_b, natural_b_none = natural_squad_questions(fitted, part_b)
     held_a, held_none = natural_squad_questions([q for q in natural if q.held_out], part_a)
     return CalibrationSet(
@@ -253,7 +269,61 @@ def fit(kinds: Gathered, natural_weight: float) -> Calibration:
     )
     # Raised, if need be, until it refuses OUTSIDE_REFUSED of the out-of-corpus questions.
     floor = float(np.quantile(outside, OUTSIDE_REFUSED)) if outside else 0.0
-    return Calibration(selection, answerability, round(max(balanced, floor), 4))
+    calibration = Calibration(selection, answerability, round(max(balanced, floor), 4))
+    sets = [answered(calibration, kinds, SQUAD_KINDS), answered(calibration, kinds, NATURAL_KINDS)]
+    return replace(calibration, bands=choose_bands(calibration, sets))
+
+
+# Confidence words: answers shown as "high" must be right this often, "medium" ones this often
+# (#15), on SQuAD and on the natural set alike; chosen with a little to spare.
+BAND_PRECISION = {"high": 0.90, "medium": 0.70}
+BAND_MARGIN = 0.02
+SQUAD_KINDS = ("answerable", "outside", "same_topic")
+NATURAL_KINDS = ("natural", "natural_same_topic", "natural_outside")
+HAS_ANSWERS = ("answerable", "natural", "held_out")
+
+
+def answered(
+    calibration: Calibration, kinds: Gathered, names: Sequence[str]
+) -> list[tuple[float, bool]]:
+    """(confidence, right) of every answer given at the line to the questions of `names`."""
+    out = []
+    for name in names:
+        for question in kinds[name]:
+            chosen = chosen_span(calibration, question)
+            if chosen is None:
+                continue
+            confidence = calibration.confidence(chosen[0])
+            if confidence >= calibration.threshold:
+                out.append((confidence, name in HAS_ANSWERS and chosen[1] >= 0.5))
+    return out
+
+
+def band_precision(rows: Sequence[tuple[float, bool]], low: float, high: float) -> float | None:
+    """The share right among the answers whose confidence is in [low, high); None if none."""
+    inside = [right for confidence, right in rows if low <= confidence < high]
+    return float(np.mean(inside)) if inside else None
+
+
+def choose_bands(
+    calibration: Calibration, sets: Sequence[Sequence[tuple[float, bool]]]
+) -> tuple[float, float]:
+    """The lowest floors of "high" and "medium" at which every set of answers is right at
+    least `BAND_PRECISION` (+ `BAND_MARGIN`) of the time in that band; a band no floor
+    achieves starts above 1, so it is never shown."""
+    candidates = sorted({round(c, 4) for rows in sets for c, _ in rows})
+
+    def lowest(target: float, top: float) -> float:
+        for floor in candidates:
+            if floor >= top:
+                break
+            shares = [band_precision(rows, floor, top) for rows in sets]
+            if all(share is not None and share >= target + BAND_MARGIN for share in shares):
+                return floor
+        return top
+
+    high = lowest(BAND_PRECISION["high"], 1.01)
+    return high, lowest(BAND_PRECISION["medium"], high)
 
 
 def chosen_span(
@@ -290,7 +360,20 @@ def measure(calibration: Calibration, kinds: Gathered) -> dict[str, float]:
         return round(roc_auc(scores, confidences(calibration, kinds[negative])), 4)
 
     unanswerable = confidences(calibration, kinds["held_out_unanswerable"])
+    high, medium = calibration.bands
+    band_edges = {"high": (high, 1.01), "medium": (medium, high), "low": (0.0, medium)}
+    precision = {
+        f"band_precision_{label}": {
+            "squad": band_precision(answered(calibration, kinds, SQUAD_KINDS), *edges),
+            "natural_fitted": band_precision(answered(calibration, kinds, NATURAL_KINDS), *edges),
+            "natural_held_out": band_precision(
+                answered(calibration, kinds, ("held_out", "held_out_unanswerable")), *edges
+            ),
+        }
+        for label, edges in band_edges.items()
+    }
     return {
+        **precision,
         "auc_outside": auc("answerable", "outside"),
         "auc_same_topic": auc("answerable", "same_topic"),
         "auc_held_out": auc("held_out", "held_out_unanswerable"),
@@ -313,8 +396,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     tune, tune2 = data / "squad-dev-tune.json", data / "squad2-dev-tune.json"
 
     started = time.perf_counter()
-    trained = read_meta().get("same_topic_articles", [])
-    plan = calibration_questions(tune, tune2, args.limit, args.seed, trained, load_natural())
+    meta = read_meta()
+    plan = calibration_questions(tune, tune2, args.limit, args.seed,
+                                 meta.get("same_topic_articles", []), load_natural(),
+                                 meta.get("natural_articles", []))  # fmt: skip
     log.info("index %d tune articles; %s", len(plan.indexed),
              ", ".join(f"{len(getattr(plan, k))} {k}" for k in QUESTION_KINDS))  # fmt: skip
     kinds = gather(plan)
@@ -324,6 +409,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "selection": calibration.selection,
         "answerability": calibration.answerability,
         "threshold": calibration.threshold,
+        "bands": {"high": calibration.bands[0], "medium": calibration.bands[1]},
         "fitted_on": {
             "data": "squad-dev-tune.json, squad2-dev-tune.json (tune half only) and the "
             "natural set's fitted part; the threshold on its held-out part and the "

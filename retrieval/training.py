@@ -33,16 +33,18 @@ import json
 import math
 import os
 import random
+import re
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from retrieval.bench import exact_match, f1_score
+from retrieval.bench import exact_match, f1_score, squad_articles, squad_title
+from retrieval.bench.natural import NaturalQuestion, load_natural
 from retrieval.embedding import MINILM_NAME
 from retrieval.reader import META_FILE, WEIGHTS_DIR, WEIGHTS_FILE, SpanReader, window_tokenizer
 from retrieval.runtime import FROZEN_PREFIXES, load_reader_state
@@ -280,6 +282,49 @@ def drop_copied_words(exs: Sequence[Example], rate: float, seed: int = 0) -> lis
     return out
 
 
+def natural_examples(
+    articles: Sequence[dict[str, Any]],
+    questions: Sequence[NaturalQuestion],
+    embed: Callable[[list[str]], np.ndarray],
+) -> list[Example]:
+    """The natural set's questions as examples over their articles' SQuAD paragraphs.
+
+    The set gives answer strings, not places: of every paragraph sentence that holds one
+    of a question's answers, the one whose embedding is nearest the question's is taken
+    as the answer's place. A question its article does not answer points at [CLS] in
+    the paragraph nearest it, which teaches the null score questions in other words.
+    """
+    from retrieval.bench.natural import sentence_of
+
+    by_title = {a["title"]: a for a in articles}
+    out: list[Example] = []
+    for q in questions:
+        article = by_title.get(q.article)
+        if article is None:
+            continue
+        contexts = [p["context"] for p in article["paragraphs"]]
+        places = [
+            (context, m.start(), answer)
+            for context in contexts
+            for answer in q.answers
+            for m in re.finditer(re.escape(answer), context)
+        ]
+        if q.answers and not places:
+            continue
+        if q.answers:
+            texts = [c[slice(*sentence_of(c, start))] for c, start, _ in places]
+        else:
+            texts = contexts
+        vectors = embed([q.text, *texts])
+        best = int(np.argmax(vectors[1:] @ vectors[0]))
+        if q.answers:
+            context, start, answer = places[best]
+            out.append(Example(q.id, q.text, context, start, answer, q.answers))
+        else:
+            out.append(Example(q.id, q.text, contexts[best], -1, "", ()))
+    return out
+
+
 def featurize(tokenizer: Any, exs: Sequence[Example]) -> list[dict[str, Any]]:
     """Training windows: input ids, token types and start/end token labels (0 = [CLS]).
 
@@ -395,6 +440,28 @@ def training_precision(requested: str) -> str:
     return "bf16" if {"avx512_bf16", "amx_bf16"} & set(flags) else "fp32"
 
 
+def natural_training_set(
+    data: Path, train_articles: Sequence[dict[str, Any]]
+) -> tuple[list[Example], list[str]]:
+    """The natural set's fitted questions over the training articles that calibration's
+    part B holds (it never indexes them), as examples; and those articles' titles."""
+    from retrieval.calibrate import split_parts
+    from retrieval.embedding import MiniLMEmbedder
+
+    natural = load_natural(split="fit")
+    _, part_b = split_parts(squad_articles([data])[0], data.with_name(DEFAULT_SAME_TOPIC.name),
+                            load_natural())  # fmt: skip
+    allowed = {squad_title(a) for a in part_b} & {a["title"] for a in train_articles}
+    chosen = [q for q in natural if q.collection == "squad-tune" and q.article in allowed]
+    embedder = MiniLMEmbedder()
+    return (
+        natural_examples(
+            [a for a in train_articles if a["title"] in allowed], chosen, embedder.embed
+        ),  # fmt: skip
+        sorted(allowed),
+    )
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m retrieval.training",
@@ -428,6 +495,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         metavar="RATE",
         help="add, for this share of the questions, a copy without some of the words it "
         "copied from the answer's sentence",
+    )
+    p.add_argument(
+        "--natural",
+        type=int,
+        default=0,
+        metavar="TIMES",
+        help="also train on the natural set's questions (in a reader's own words) over the "
+        "articles `make calibrate` does not index, each TIMES over; the held-out part "
+        "and the questions calibration fits on stay unseen",
     )
     p.add_argument(
         "--init",
@@ -488,6 +564,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         trained = [a for a in trained if a["title"] not in validation]
         same_topic_articles = [a["title"] for a in trained]
         train_ex += impossible_examples(trained)
+    natural_articles: list[str] = []
+    if args.natural:
+        natural, natural_articles = natural_training_set(data, train_articles)
+        train_ex += natural * args.natural
+        print(f"natural set: {len(natural)} questions over {len(natural_articles)} articles, "
+              f"each {args.natural} times", flush=True)  # fmt: skip
     t0 = time.perf_counter()
     feats = featurize(tokenizer, train_ex)
     n_q = sum(1 for e in train_ex if e.answer_start >= 0)
@@ -566,6 +648,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "drop_words_rate": args.drop_words,
             "init": str(args.init) or "packaged model",
             "same_topic_articles": same_topic_articles,
+            "natural_articles": natural_articles,
+            "natural_times": args.natural,
             "precision": "bf16 autocast" if bf16 else "fp32",
             "train_articles": len(train_articles),
             "train_windows": len(feats),

@@ -107,3 +107,56 @@ def test_fit_keeps_refusing_the_promised_share_of_out_of_corpus_questions():
     # ...but never below the share of out-of-corpus questions the line must refuse.
     assert refused >= OUTSIDE_REFUSED - 0.01
     assert calibration.selection["margin"] > 0 and calibration.answerability["margin"] > 0
+
+
+def test_bands_are_the_lowest_floors_that_keep_each_set_right_often_enough():
+    from retrieval.answering import Calibration
+    from retrieval.calibrate import BAND_MARGIN, band_precision, choose_bands
+
+    calibration = Calibration({}, {}, 0.1)
+    # SQuAD-like answers are right from 0.40 up. Natural ones: always from 0.80 up,
+    # three in four from 0.40 to 0.80, never below.
+    squad = [(c / 100, c >= 40) for c in range(10, 100)]
+    natural = [(c / 100, c >= 80 or (c >= 40 and c % 4 != 0)) for c in range(10, 100)]
+    sets = (squad, natural)
+    high, medium = choose_bands(calibration, sets)
+    assert 0.40 <= medium < high < 0.80
+    edges = {"high": (high, 1.01), "medium": (medium, high)}
+    for band, target in (("high", 0.90), ("medium", 0.70)):
+        low, top = edges[band]
+        assert all(band_precision(rows, low, top) >= target + BAND_MARGIN for rows in sets)
+        # The lowest such floor: one step lower, some set falls short.
+        lower = round(low - 0.01, 2)
+        assert min(band_precision(rows, lower, top) for rows in sets) < target + BAND_MARGIN
+    shown = Calibration({}, {}, 0.1, (high, medium))
+    assert [shown.band(c) for c in (0.95, (medium + high) / 2, medium - 0.01)] == [
+        "high",
+        "medium",
+        "low",
+    ]
+
+
+def test_a_band_no_floor_achieves_is_never_shown():
+    from retrieval.answering import Calibration
+    from retrieval.calibrate import choose_bands
+
+    coin = [(c / 100, c % 2 == 0) for c in range(10, 100)]  # right half the time anywhere
+    high, medium = choose_bands(Calibration({}, {}, 0.1), [coin])
+    assert high > 1.0 and medium > 1.0
+    assert Calibration({}, {}, 0.1, (high, medium)).band(0.99) == "low"
+
+
+def test_natural_questions_the_reader_trained_on_are_never_fitted_as_indexed(tmp_path):
+    from retrieval.bench.natural import NaturalQuestion
+
+    titles = [f"Topic_{i}" for i in range(14)]
+    tune = _squad_file(tmp_path / "v1.json", titles)
+    tune2 = _squad_file(tmp_path / "v2.json", titles[:4], impossible_per_paragraph=2)
+    natural = [NaturalQuestion(f"n{i}", "squad-tune", t, f"How big was {t}?", ("3",), False)
+               for i, t in enumerate(titles)]  # fmt: skip
+    plain = calibration_questions(tune, tune2, limit=100, seed=0, natural=natural)
+    assert {q.id for q in plain.natural} == {"n0", "n1", "n2", "n3", plain.natural[-1].id}
+    guarded = calibration_questions(tune, tune2, limit=100, seed=0, natural=natural,
+                                    natural_trained=["Topic_1"])  # fmt: skip
+    assert "n1" not in {q.id for q in guarded.natural}
+    assert len(guarded.natural) == len(plain.natural) - 1
