@@ -24,6 +24,7 @@ import numpy as np
 
 from retrieval.documents import StoredSentence, inverse_document_frequency
 from retrieval.search import Hit
+from retrieval.spans import refine_span
 from retrieval.store import StoredIndex
 from retrieval.text import STOPWORDS, content_stems, stem, word_spans, words
 
@@ -486,7 +487,9 @@ class Answerer:
                 # The confidence is the calibrated probability that this span is right,
                 # from what the reader says of it and how its sentence matches.
                 confidence = self.calibration.confidence(best.features)
-                return self._answer(best.sentence, best.start, best.end, confidence)
+                text = best.sentence.hit.article.text
+                start, end = refine_span(text, best.start, best.end, best.sentence.end)
+                return self._answer(best.sentence, start, end, confidence)
         return self._heuristic_answer(question, sentences, context)
 
     def read_candidates(

@@ -167,6 +167,11 @@ def test_a_whole_run_reports_every_metric(files):
     # 1 out-of-corpus and 1 same-topic, all answered at threshold 0.
     assert sum(b["answers"] for b in report["bands"].values()) == 4
     assert "answers right, by the confidence word shown:" in format_table(report)
+    # Each set of span rules is measured on the same answers; with none, they are the answers.
+    rules = report["system"]["span_rules"]
+    assert set(rules) == {"none", "sentence", "unit", "title", "all"}
+    assert rules["none"]["f1"] == report["system"]["f1"]
+    assert "EM / F1 of the system's answers by span rules: none" in format_table(report)
 
 
 def test_band_precision_counts_answers_to_unanswerable_questions_as_wrong():

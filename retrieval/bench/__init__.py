@@ -36,6 +36,7 @@ from retrieval.bench.natural import (
 )
 from retrieval.errors import UserError
 from retrieval.search import Hit, Mode
+from retrieval.spans import ALL_RULES, refine_span
 from retrieval.store import IndexConfig
 
 SYSTEMS: tuple[Mode, ...] = ("hybrid", "dense", "bm25")
@@ -68,6 +69,8 @@ class Outcome:
     answered: bool = False
     ms: float = 0.0
     band: str | None = None  # the confidence word shown with the answer
+    # (exact, f1) of the answer after each set of span rules (`SPAN_VARIANTS`)
+    spans: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
 # --- SQuAD files --------------------------------------------------------------------------------
@@ -249,7 +252,15 @@ def summarize(outcomes: Sequence[Outcome]) -> dict[str, float]:
         return 1.0 / rank if rank is not None and rank <= 10 else 0.0
 
     times = [o.ms for o in outcomes]
+    spans = {
+        name: {
+            "exact_match": float(np.mean([o.spans.get(name, (0.0, 0.0))[0] for o in outcomes])),
+            "f1": float(np.mean([o.spans.get(name, (0.0, 0.0))[1] for o in outcomes])),
+        }
+        for name in SPAN_VARIANTS
+    }
     return {
+        "span_rules": spans,
         "questions": len(outcomes),
         "recall@1": recall(1),
         "recall@5": recall(5),
@@ -267,6 +278,12 @@ def summarize(outcomes: Sequence[Outcome]) -> dict[str, float]:
 
 
 BANDS = ("high", "medium", "low")
+# The span rules measured side by side in every run (README, "Spans").
+SPAN_VARIANTS = {
+    "none": frozenset(),
+    **{rule: frozenset({rule}) for rule in sorted(ALL_RULES)},
+    "all": ALL_RULES,
+}
 
 
 def band_precision(outcomes: Sequence[Outcome]) -> dict[str, dict]:
@@ -311,6 +328,12 @@ def run_question(engine, question: Question, mode: Mode, top_k: int, threshold: 
         texts = [g.text for g in question.golds]
         outcome.exact = exact_match(result.answer.text, texts)
         outcome.f1 = f1_score(result.answer.text, texts)
+        a = result.answer
+        article = next(h.article for h in result.passages if h.article.id == a.article_id)
+        for name, rules in SPAN_VARIANTS.items():
+            start, end = refine_span(article.text, a.start, a.end, a.sentence_end, rules)
+            span = article.text[start:end]
+            outcome.spans[name] = (exact_match(span, texts), f1_score(span, texts))
     return outcome
 
 
@@ -470,6 +493,11 @@ def format_table(payload: dict) -> str:
                 f"answerable answered {a['answer_rate_answerable']:.1%} "
                 f"at threshold {a['threshold']}"
             )
+    spans = payload["system"].get("span_rules", {})
+    if spans:
+        shown = ", ".join(f"{name} {v['exact_match']:.3f} / {v['f1']:.3f}"
+                          for name, v in spans.items())  # fmt: skip
+        lines.append(f"\nEM / F1 of the system's answers by span rules: {shown}")
     if "bands" in payload:
         shown = ", ".join(
             f"{band} {b['right']:.1%} of {b['answers']}" if b["right"] is not None
