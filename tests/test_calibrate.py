@@ -160,3 +160,26 @@ def test_natural_questions_the_reader_trained_on_are_never_fitted_as_indexed(tmp
                                     natural_trained=["Topic_1"])  # fmt: skip
     assert "n1" not in {q.id for q in guarded.natural}
     assert len(guarded.natural) == len(plain.natural) - 1
+
+
+def test_evidence_is_reused_only_for_the_same_reader_and_questions(tmp_path, monkeypatch):
+    from retrieval import calibrate
+    from retrieval.bench import Question
+    from retrieval.calibrate import QUESTION_KINDS, CalibrationSet, gathered
+
+    asked = []
+
+    def gather(plan):
+        asked.append(plan)
+        return {name: [[({"span": 1.0}, 1.0)]] for name in QUESTION_KINDS}
+
+    monkeypatch.setattr(calibrate, "gather", gather)
+    plan = CalibrationSet([], [Question("q1", "Who?", ())], [], [], [])
+    evidence = tmp_path / "evidence.json"
+    first = gathered(plan, evidence, {"date": "one"})
+    assert gathered(plan, evidence, {"date": "one"}) == json.loads(json.dumps(first))
+    assert len(asked) == 1  # the second fit read the file
+    gathered(plan, evidence, {"date": "two"})  # another reader: asked again
+    other = CalibrationSet([], [Question("q2", "Who?", ())], [], [], [])
+    gathered(other, evidence, {"date": "two"})  # other questions: asked again
+    assert len(asked) == 3
