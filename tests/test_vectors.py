@@ -26,7 +26,24 @@ def _faiss(encoding="fp32", exact_limit=10_000):
     return make, reopen
 
 
+def _milvus():
+    """Milvus Lite: a local file per test, the same client code as a Milvus cluster's."""
+    pytest.importorskip("pymilvus", reason="pymilvus is not installed")
+    from retrieval.milvus import MilvusVectorStore
+
+    def make(tmp_path):
+        return MilvusVectorStore.create(str(tmp_path / "milvus.db"), "vectors", DIM)
+
+    def reopen(store, tmp_path, writable=True):
+        path = tmp_path / "vectors.milvus.json"
+        store.save(path)
+        return MilvusVectorStore.load(path, DIM, writable=writable)
+
+    return make, reopen
+
+
 BACKENDS = {
+    "milvus-lite": _milvus,
     "faiss-flat": _faiss(),
     "faiss-flat-fp16": _faiss("fp16"),
     # A limit of 50 makes the saved store an IVF index for the 400-vector tests.
@@ -37,7 +54,8 @@ BACKENDS = {
 
 @pytest.fixture(params=sorted(BACKENDS))
 def backend(request):
-    return BACKENDS[request.param]
+    factory = BACKENDS[request.param]
+    return factory() if callable(factory) else factory
 
 
 def _unit(count, seed=0):

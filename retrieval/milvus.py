@@ -1,0 +1,178 @@
+"""The Milvus backend of the vector-store seam (`retrieval.vectors.VectorStore`).
+
+One Milvus collection per store: an INT64 primary key (the document store's
+record key) and a FLOAT_VECTOR searched by inner product with an exact (FLAT)
+index. The same code talks to Milvus Lite (``uri`` is a local ``.db`` file,
+embedded, one process at a time) and to a Milvus server or cluster (``uri`` is
+``http://host:19530``, with a token from ``MILVUS_TOKEN`` in the environment).
+
+What a store saves into an index version is not vectors but where they are: a
+small JSON file naming the URI and the collection (`save` / `load`).
+
+Milvus itself does not refuse a primary key inserted twice (Lite replaces the
+row), nor say how many of the keys given to ``delete`` existed, so `add` and
+`delete` look the keys up first, as the seam's contract asks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from retrieval.store import atomic_write_text
+from retrieval.vectors import _as_keys, _as_matrix
+
+KEY, VECTOR = "key", "vector"
+TOKEN_VARIABLE = "MILVUS_TOKEN"
+# Rows per insert call and keys per lookup: well under Milvus's message size limits.
+BATCH = 1000
+
+
+def connect(uri: str) -> Any:
+    """A client for `uri`: a Milvus Lite file, or a server with the token from the environment."""
+    from pymilvus import MilvusClient
+
+    return MilvusClient(uri=uri, token=os.environ.get(TOKEN_VARIABLE, ""))
+
+
+class MilvusVectorStore:
+    """Vectors in a Milvus collection, under the document store's record keys."""
+
+    is_exact = True  # a FLAT index: every search reads every vector
+
+    def __init__(
+        self, client: Any, uri: str, collection: str, dimension: int, read_only: bool = False
+    ) -> None:
+        self.client = client
+        self.uri = uri
+        self.collection = collection
+        self.dimension = dimension
+        self.read_only = read_only
+
+    @classmethod
+    def create(cls, uri: str, collection: str, dimension: int) -> MilvusVectorStore:
+        """A new, empty collection (one of that name is dropped first)."""
+        from pymilvus import DataType, MilvusClient
+
+        client = connect(uri)
+        if client.has_collection(collection):
+            client.drop_collection(collection)
+        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field(KEY, DataType.INT64, is_primary=True)
+        schema.add_field(VECTOR, DataType.FLOAT_VECTOR, dim=dimension)
+        index = client.prepare_index_params()
+        index.add_index(field_name=VECTOR, index_type="FLAT", metric_type="IP")
+        client.create_collection(collection, schema=schema, index_params=index)
+        return cls(client, uri, collection, dimension)
+
+    def _writable(self) -> None:
+        if self.read_only:
+            raise ValueError("this vector store was opened read-only")
+
+    def __len__(self) -> int:
+        rows = self.client.query(self.collection, output_fields=["count(*)"])
+        return int(rows[0]["count(*)"])
+
+    def _present(self, ids: np.ndarray) -> list[int]:
+        found: list[int] = []
+        for start in range(0, len(ids), BATCH):
+            chunk = [int(k) for k in ids[start : start + BATCH]]
+            found += [row[KEY] for row in self.client.get(self.collection, ids=chunk,
+                                                          output_fields=[KEY])]  # fmt: skip
+        return found
+
+    def add(self, keys: Sequence[int], vectors: np.ndarray) -> None:
+        self._writable()
+        matrix = _as_matrix(vectors, self.dimension)
+        ids = _as_keys(keys)
+        if len(ids) != len(matrix):
+            raise ValueError(f"{len(ids)} keys for {len(matrix)} vectors")
+        if len(np.unique(ids)) != len(ids) or self._present(ids):
+            raise ValueError("a key was added twice")
+        for start in range(0, len(ids), BATCH):
+            rows = [
+                {KEY: int(key), VECTOR: vector.tolist()}
+                for key, vector in zip(ids[start : start + BATCH],
+                                       matrix[start : start + BATCH], strict=True)
+            ]  # fmt: skip
+            self.client.insert(self.collection, rows)
+
+    def delete(self, keys: Sequence[int]) -> int:
+        self._writable()
+        present = self._present(_as_keys(keys))
+        if present:
+            self.client.delete(self.collection, ids=present)
+        return len(present)
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        matrix = _as_matrix(queries, self.dimension)
+        keys = np.full((len(matrix), k), -1, dtype=np.int64)
+        scores = np.full((len(matrix), k), -np.inf, dtype=np.float32)
+        if len(matrix) == 0 or k < 1:
+            return keys, scores
+        results = self.client.search(
+            self.collection,
+            data=matrix.tolist(),
+            limit=k,
+            anns_field=VECTOR,
+            output_fields=[KEY],
+            search_params={"metric_type": "IP"},
+        )
+        for row, hits in enumerate(results):
+            for place, hit in enumerate(list(hits)[:k]):
+                keys[row, place] = hit[KEY]
+                scores[row, place] = hit["distance"]
+        return keys, scores
+
+    def get(self, keys: Sequence[int]) -> np.ndarray:
+        ids = _as_keys(keys)
+        found: dict[int, list[float]] = {}
+        for start in range(0, len(ids), BATCH):
+            chunk = [int(k) for k in ids[start : start + BATCH]]
+            for row in self.client.get(self.collection, ids=chunk, output_fields=[VECTOR]):
+                found[row[KEY]] = row[VECTOR]
+        missing = [int(k) for k in ids if int(k) not in found]
+        if missing:
+            raise KeyError(f"no vector under key {missing[0]}")
+        return np.array([found[int(k)] for k in ids], dtype=np.float32).reshape(-1, self.dimension)
+
+    def items(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every (key, vector), in key order."""
+        iterator = self.client.query_iterator(self.collection, batch_size=BATCH,
+                                              output_fields=[KEY, VECTOR])  # fmt: skip
+        rows: list[dict] = []
+        while batch := iterator.next():
+            rows += batch
+        iterator.close()
+        rows.sort(key=lambda row: row[KEY])
+        keys = np.array([row[KEY] for row in rows], dtype=np.int64)
+        vectors = np.array([row[VECTOR] for row in rows], dtype=np.float32)
+        return keys, vectors.reshape(-1, self.dimension)
+
+    def save(self, path: Path) -> None:
+        """Flush the collection and write where it is to `path` (JSON)."""
+        self.client.flush(self.collection)
+        place = {"uri": self.uri, "collection": self.collection, "dimension": self.dimension}
+        atomic_write_text(Path(path), json.dumps(place) + "\n")
+
+    @classmethod
+    def load(cls, path: Path, dimension: int, writable: bool = False) -> MilvusVectorStore:
+        """The store a `save` wrote `path` for, its collection loaded for search."""
+        try:
+            place = json.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise OSError(f"{Path(path).name} missing") from None
+        if place["dimension"] != dimension:
+            raise ValueError(
+                f"{Path(path).name} holds {place['dimension']}-d vectors, not {dimension}-d"
+            )
+        client = connect(place["uri"])
+        if not client.has_collection(place["collection"]):
+            raise OSError(f"Milvus at {place['uri']} has no collection {place['collection']!r}")
+        client.load_collection(place["collection"])
+        return cls(client, place["uri"], place["collection"], dimension, read_only=not writable)
