@@ -99,7 +99,17 @@ def main(verbose: bool) -> None:
 @click.option("--rebuild", is_flag=True, help="Start over instead of reusing unchanged articles.")
 # Hidden: the fast tests build with the fake embedder through the real command.
 @click.option("--model", default=None, hidden=True)
-def build(corpus: tuple[Path, ...], index_dir: Path, rebuild: bool, model: str | None) -> None:
+@click.option(
+    "--store",
+    default=None,
+    metavar="STORE",
+    help="Where the vectors go: local (FAISS files in the index, the default), "
+    "milvus:///path/file.db (Milvus Lite) or http://host:19530 (a Milvus server; its token "
+    "from MILVUS_TOKEN). Recorded in the index: later builds, ask and the page use it.",
+)
+def build(
+    corpus: tuple[Path, ...], index_dir: Path, rebuild: bool, model: str | None, store: str | None
+) -> None:
     """Index the articles: clean, chunk, embed, and write a new index version atomically.
 
     Unchanged articles are not embedded again; a build that finds nothing new
@@ -108,6 +118,7 @@ def build(corpus: tuple[Path, ...], index_dir: Path, rebuild: bool, model: str |
     \b
     Example:
       article-qa build --corpus corpus --corpus ~/news --index index
+      article-qa build --store milvus:///srv/article-qa/vectors.db
     """
     from tqdm import tqdm
 
@@ -129,8 +140,9 @@ def build(corpus: tuple[Path, ...], index_dir: Path, rebuild: bool, model: str |
         config = index_config(model) if model else None
         try:
             report = build_index(
-                list(corpus), index_dir, config=config, rebuild=rebuild, progress=progress
-            )
+                list(corpus), index_dir, config=config, rebuild=rebuild, progress=progress,
+                store=store,
+            )  # fmt: skip
         except ValueError as error:  # an unknown --model
             raise UserError(str(error)) from None
     finally:

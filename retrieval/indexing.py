@@ -32,6 +32,7 @@ from retrieval.embedding import MINILM_NAME, load_embedder, model_dimension
 from retrieval.errors import UserError
 from retrieval.store import (
     FORMAT_VERSION,
+    LOCAL_STORE,
     IndexConfig,
     Manifest,
     StoredIndex,
@@ -39,6 +40,7 @@ from retrieval.store import (
     load_index,
     read_manifest,
     save_version,
+    store_spec,
 )
 
 log = logging.getLogger(__name__)
@@ -145,16 +147,21 @@ def build_index(
     config: IndexConfig | None = None,
     rebuild: bool = False,
     progress: Progress | None = None,
+    store: str | None = None,
 ) -> BuildReport:
-    """Bring `index_dir` up to date with the files under `corpus`."""
+    """Bring `index_dir` up to date with the files under `corpus`.
+
+    `store`: where the vectors go ("local", or a Milvus URI: `store.store_spec`); by
+    default where the live version keeps them, else local."""
     index_dir = Path(index_dir)
     with build_lock(index_dir):
         started = time.perf_counter()
-        files = file_hashes(corpus, None if rebuild else _known_manifest(index_dir))
+        known = _known_manifest(index_dir)
+        files = file_hashes(corpus, None if rebuild else known)
         loaded = load_articles(corpus)
         return _build(
             loaded, files, index_dir, config or index_config(), rebuild,
-            progress or _no_progress, started,
+            progress or _no_progress, started, _store(store, known),
         )  # fmt: skip
 
 
@@ -164,6 +171,7 @@ def build_index_from_articles(
     *,
     config: IndexConfig | None = None,
     progress: Progress | None = None,
+    store: str | None = None,
 ) -> BuildReport:
     """Index articles made in memory (the benchmark's), with the same code as a corpus build."""
     index_dir = Path(index_dir)
@@ -172,7 +180,14 @@ def build_index_from_articles(
         return _build(
             loaded, CorpusFiles({}, {}, 0), index_dir, config or index_config(), False,
             progress or _no_progress, time.perf_counter(),
+            _store(store, _known_manifest(index_dir)),
         )  # fmt: skip
+
+
+def _store(store: str | None, known: Manifest | None) -> str:
+    if store is not None:
+        return store_spec(store)
+    return known.store if known is not None else LOCAL_STORE
 
 
 def _no_progress(stage: str, done: int, total: int) -> None:
@@ -187,6 +202,7 @@ def _build(
     rebuild: bool,
     report: Progress,
     started: float,
+    store: str = LOCAL_STORE,
 ) -> BuildReport:
     report("load", len(loaded.articles), len(loaded.articles))
     previous = _previous(index_dir, config, rebuild)
@@ -199,6 +215,7 @@ def _build(
         previous is not None
         and not (added or removed or changed)
         and (previous.manifest.files == files.hashes)
+        and previous.manifest.store == store
     ):
         return BuildReport(
             index_dir, len(previous.manifest.articles), previous.manifest.passages, 0,
@@ -233,6 +250,7 @@ def _build(
         stats_taken_ns=files.taken_ns,
         passages=len(chunks),
         sentences=len(sentences),
+        store=store,
     )
     save_version(
         index_dir, manifest, list(loaded.articles), chunks, vectors, sentences, sentence_vectors

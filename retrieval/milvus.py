@@ -16,28 +16,84 @@ row), nor say how many of the keys given to ``delete`` existed, so `add` and
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from retrieval.store import atomic_write_text
+from retrieval.errors import UserError
 from retrieval.vectors import _as_keys, _as_matrix
 
 KEY, VECTOR = "key", "vector"
 TOKEN_VARIABLE = "MILVUS_TOKEN"
 # Rows per insert call and keys per lookup: well under Milvus's message size limits.
 BATCH = 1000
+CONNECT_SECONDS = 10
 
 
 def connect(uri: str) -> Any:
     """A client for `uri`: a Milvus Lite file, or a server with the token from the environment."""
     from pymilvus import MilvusClient
 
-    return MilvusClient(uri=uri, token=os.environ.get(TOKEN_VARIABLE, ""))
+    return MilvusClient(uri=uri, token=os.environ.get(TOKEN_VARIABLE, ""), timeout=CONNECT_SECONDS)
+
+
+@contextlib.contextmanager
+def unreachable(uri: str) -> Iterator[None]:
+    """Milvus's connection and server errors as one line that names the store."""
+    from pymilvus.exceptions import MilvusException
+
+    try:
+        yield
+    except MilvusException as error:
+        message = getattr(error, "message", "") or str(error)
+        raise UserError(f"the Milvus store at {uri} failed: {message.splitlines()[0]}") from None
+
+
+def _one_line_errors(method: Callable) -> Callable:
+    """A store method whose Milvus errors become one `UserError` line naming the store."""
+
+    @functools.wraps(method)
+    def wrapped(self: MilvusVectorStore, *args: Any, **kwargs: Any) -> Any:
+        with unreachable(self.uri):
+            return method(self, *args, **kwargs)
+
+    return wrapped
+
+
+def collection_name(name: str) -> str:
+    """A collection name Milvus accepts (letters, digits, underscores) for `name`."""
+    return "aqa_" + re.sub(r"\W", "_", name)
+
+
+def write_collection(
+    uri: str, name: str, keys: Sequence[int], vectors: np.ndarray, pointer: Path
+) -> MilvusVectorStore:
+    """A new collection holding `vectors` under `keys`; `pointer` says where it is.
+
+    The pointer is written before the vectors, so a build killed half-way leaves a
+    collection its cleanup can find and drop.
+    """
+    with unreachable(uri):
+        store = MilvusVectorStore.create(uri, collection_name(name), vectors.shape[1])
+        store.save(pointer)
+        store.add(keys, vectors)
+        store.save(pointer)
+    return store
+
+
+def drop_collection(pointer: Path) -> None:
+    """Drop the collection `pointer` names (nothing if it is gone already)."""
+    place = json.loads(Path(pointer).read_text(encoding="utf-8"))
+    client = connect(place["uri"])
+    if client.has_collection(place["collection"]):
+        client.drop_collection(place["collection"])
 
 
 class MilvusVectorStore:
@@ -74,6 +130,7 @@ class MilvusVectorStore:
         if self.read_only:
             raise ValueError("this vector store was opened read-only")
 
+    @_one_line_errors
     def __len__(self) -> int:
         rows = self.client.query(self.collection, output_fields=["count(*)"])
         return int(rows[0]["count(*)"])
@@ -86,6 +143,7 @@ class MilvusVectorStore:
                                                           output_fields=[KEY])]  # fmt: skip
         return found
 
+    @_one_line_errors
     def add(self, keys: Sequence[int], vectors: np.ndarray) -> None:
         self._writable()
         matrix = _as_matrix(vectors, self.dimension)
@@ -102,6 +160,7 @@ class MilvusVectorStore:
             ]  # fmt: skip
             self.client.insert(self.collection, rows)
 
+    @_one_line_errors
     def delete(self, keys: Sequence[int]) -> int:
         self._writable()
         present = self._present(_as_keys(keys))
@@ -109,6 +168,7 @@ class MilvusVectorStore:
             self.client.delete(self.collection, ids=present)
         return len(present)
 
+    @_one_line_errors
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         matrix = _as_matrix(queries, self.dimension)
         keys = np.full((len(matrix), k), -1, dtype=np.int64)
@@ -129,6 +189,7 @@ class MilvusVectorStore:
                 scores[row, place] = hit["distance"]
         return keys, scores
 
+    @_one_line_errors
     def get(self, keys: Sequence[int]) -> np.ndarray:
         ids = _as_keys(keys)
         found: dict[int, list[float]] = {}
@@ -141,6 +202,7 @@ class MilvusVectorStore:
             raise KeyError(f"no vector under key {missing[0]}")
         return np.array([found[int(k)] for k in ids], dtype=np.float32).reshape(-1, self.dimension)
 
+    @_one_line_errors
     def items(self) -> tuple[np.ndarray, np.ndarray]:
         """Every (key, vector), in key order."""
         iterator = self.client.query_iterator(self.collection, batch_size=BATCH,
@@ -154,10 +216,13 @@ class MilvusVectorStore:
         vectors = np.array([row[VECTOR] for row in rows], dtype=np.float32)
         return keys, vectors.reshape(-1, self.dimension)
 
+    @_one_line_errors
     def save(self, path: Path) -> None:
         """Flush the collection and write where it is to `path` (JSON)."""
         self.client.flush(self.collection)
         place = {"uri": self.uri, "collection": self.collection, "dimension": self.dimension}
+        from retrieval.store import atomic_write_text
+
         atomic_write_text(Path(path), json.dumps(place) + "\n")
 
     @classmethod

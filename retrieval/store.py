@@ -6,7 +6,9 @@ Layout of an index folder::
       CURRENT           name of the live version (replaced atomically)
       versions/<name>/  manifest.json; documents.sqlite (articles, passages, sentences:
                         `retrieval.documents`); passages.faiss and sentences.faiss
-                        (`retrieval.vectors`); bm25/ (`retrieval.lexical`)
+                        (`retrieval.vectors`), or with a Milvus store (`--store`) the
+                        *.milvus.json files naming its collections (`retrieval.milvus`);
+                        bm25/ (`retrieval.lexical`)
       build.lock        held while a build runs (also by the page's rebuild button)
       feedback.jsonl    ratings from the page; outside versions/, so rebuilds keep it
 
@@ -56,6 +58,11 @@ DOCUMENTS_FILE = "documents.sqlite"
 VECTORS_FILE = "passages.faiss"
 SENTENCE_VECTORS_FILE = "sentences.faiss"
 LEXICAL_DIR = "bm25"
+# Where vectors live: "local" (FAISS files in the version) or Milvus, whose collections a
+# version names in small JSON files instead (`retrieval.milvus`).
+LOCAL_STORE = "local"
+MILVUS_VECTORS_FILE = "passages.milvus.json"
+MILVUS_SENTENCES_FILE = "sentences.milvus.json"
 # How sentence vectors are kept above the exact-search limit (there are about five per
 # passage): fp16 halves the largest store. At 100,000 passages (498,245 sentences) it found
 # the same answers' passages as fp32 (gold recall@5 0.930 both, 200 questions) on 756 MB of
@@ -99,6 +106,7 @@ class Manifest:
     sentences: int = 0
     file_stats: dict[str, list[int]] = field(default_factory=dict)  # file -> [size, mtime_ns]
     stats_taken_ns: int = 0
+    store: str = LOCAL_STORE  # "local", or the Milvus URI the vectors live at
 
     @property
     def config(self) -> IndexConfig:
@@ -196,8 +204,7 @@ def load_index(index_dir: Path, expected: IndexConfig | None = None) -> StoredIn
     version = current_version(index_dir)
     try:
         documents = DocumentStore.open(version / DOCUMENTS_FILE)
-        passages = FaissVectorStore.load(version / VECTORS_FILE, manifest.dimension)
-        sentences = FaissVectorStore.load(version / SENTENCE_VECTORS_FILE, manifest.dimension)
+        passages, sentences = _open_vectors(version, manifest)
         lexical = Bm25Store.load(version / LEXICAL_DIR)
     except (OSError, ValueError, KeyError, TypeError, RuntimeError, sqlite3.Error) as error:
         raise UserError(
@@ -215,6 +222,39 @@ def load_index(index_dir: Path, expected: IndexConfig | None = None) -> StoredIn
                 f"{name}): {rebuild_hint(index_dir)}"
             )
     return StoredIndex(version, manifest, documents, passages, sentences, lexical)
+
+
+def _open_vectors(version: Path, manifest: Manifest) -> tuple[VectorStore, VectorStore]:
+    if manifest.store == LOCAL_STORE:
+        return (
+            FaissVectorStore.load(version / VECTORS_FILE, manifest.dimension),
+            FaissVectorStore.load(version / SENTENCE_VECTORS_FILE, manifest.dimension),
+        )
+    from retrieval.milvus import MilvusVectorStore, unreachable
+
+    with unreachable(manifest.store):
+        return (
+            MilvusVectorStore.load(version / MILVUS_VECTORS_FILE, manifest.dimension),
+            MilvusVectorStore.load(version / MILVUS_SENTENCES_FILE, manifest.dimension),
+        )
+
+
+def store_spec(spec: str) -> str:
+    """`--store` as the manifest records it: "local", a Milvus Lite file's absolute path
+    (from ``milvus:///path/file.db`` or ``milvus://relative/file.db``), or a server's URI."""
+    if spec == LOCAL_STORE:
+        return spec
+    if spec.startswith("milvus://"):
+        path = spec.removeprefix("milvus://")
+        if not path.endswith(".db"):
+            raise UserError(f"--store {spec}: a Milvus Lite store is a file ending in .db")
+        return str(Path(path).resolve())
+    if spec.startswith(("http://", "https://", "tcp://")):
+        return spec
+    raise UserError(
+        f"--store must be local, milvus:///path/file.db (Milvus Lite) or http://host:19530 "
+        f"(a Milvus server), got {spec!r}"
+    )
 
 
 def open_documents(index_dir: Path) -> DocumentStore:
@@ -297,7 +337,9 @@ def save_version(
 ) -> Path:
     """Write a complete new version, then make it the live one; returns its folder.
 
-    `encoding` overrides how sentence vectors are stored (for measuring the choice)."""
+    `encoding` overrides how sentence vectors are stored (for measuring the choice). With
+    a Milvus store (`manifest.store`) the vectors go into two new collections named after
+    the version; a build that fails drops them."""
     versions = index_dir / VERSIONS_DIR
     versions.mkdir(parents=True, exist_ok=True)
     name = time.strftime("v%Y%m%d-%H%M%S-") + os.urandom(3).hex()
@@ -305,14 +347,21 @@ def save_version(
     try:
         write_documents(staging / DOCUMENTS_FILE, articles, chunks, sentences)
         _fsync(staging / DOCUMENTS_FILE)
-        write_vectors(
-            staging / VECTORS_FILE, [passage_key(c) for c in chunks], vectors, manifest.dimension
-        )
-        write_vectors(
-            staging / SENTENCE_VECTORS_FILE, [sentence_key(s) for s in sentences],
-            sentence_vectors, manifest.dimension,
-            encoding or sentence_encoding(len(sentences)),
-        )  # fmt: skip
+        passage_keys = [passage_key(c) for c in chunks]
+        sentence_keys = [sentence_key(s) for s in sentences]
+        if manifest.store == LOCAL_STORE:
+            write_vectors(staging / VECTORS_FILE, passage_keys, vectors, manifest.dimension)
+            write_vectors(
+                staging / SENTENCE_VECTORS_FILE, sentence_keys, sentence_vectors,
+                manifest.dimension, encoding or sentence_encoding(len(sentences)),
+            )  # fmt: skip
+        else:
+            from retrieval.milvus import write_collection
+
+            write_collection(manifest.store, f"{name}_passages", passage_keys, vectors,
+                             staging / MILVUS_VECTORS_FILE)  # fmt: skip
+            write_collection(manifest.store, f"{name}_sentences", sentence_keys,
+                             sentence_vectors, staging / MILVUS_SENTENCES_FILE)  # fmt: skip
         titles = {article.id: article.title for article in articles}
         Bm25Store.build(
             [passage_key(c) for c in chunks], [f"{titles[c.article_id]}\n{c.text}" for c in chunks]
@@ -324,6 +373,7 @@ def save_version(
         os.rename(staging, final)
         _fsync_dir(versions)
     except BaseException:
+        _drop_collections(staging)
         shutil.rmtree(staging, ignore_errors=True)
         raise
     atomic_write_text(index_dir / CURRENT_FILE, name + "\n")
@@ -340,10 +390,23 @@ def _remove_old_versions(index_dir: Path, keep: set[str], spare: int = 1) -> Non
         reverse=True,
     )
     for stale in old[spare:]:
+        _drop_collections(stale)
         shutil.rmtree(stale, ignore_errors=True)
     # Leftovers of builds that were killed before their switch.
     for partial in versions.glob(".partial-*"):
+        _drop_collections(partial)
         shutil.rmtree(partial, ignore_errors=True)
+
+
+def _drop_collections(version: Path) -> None:
+    """Drop the Milvus collections a version (or a failed build's staging) names, if any."""
+    pointers = [version / f for f in (MILVUS_VECTORS_FILE, MILVUS_SENTENCES_FILE)]
+    if any(p.is_file() for p in pointers):
+        from retrieval.milvus import drop_collection
+
+        for pointer in pointers:
+            with contextlib.suppress(Exception):  # best effort: a leftover costs only space
+                drop_collection(pointer)
 
 
 @contextlib.contextmanager

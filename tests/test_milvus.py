@@ -1,0 +1,116 @@
+"""An index whose vectors live in Milvus (Milvus Lite here): build, ask, rebuild, clean up,
+and a store that cannot be reached met with one line and the previous index kept."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+from click.testing import CliRunner
+
+from retrieval.cli import main
+from retrieval.errors import UserError
+from retrieval.qa import QAEngine
+from retrieval.store import current_version, read_manifest, store_spec
+from tests.helpers import build_fake, write_corpus
+
+pytest.importorskip("pymilvus", reason="pymilvus is not installed")
+
+
+def collections(db) -> list[str]:
+    from retrieval.milvus import connect
+
+    return sorted(connect(str(db)).list_collections())
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]  # closed again when the block ends
+
+
+def test_an_index_on_milvus_lite_answers_like_a_local_one(tmp_path):
+    corpus = write_corpus(tmp_path / "corpus")
+    db = tmp_path / "milvus" / "vectors.db"
+    db.parent.mkdir()
+    build_fake(corpus, tmp_path / "index", store=f"milvus://{db}")
+    build_fake(corpus, tmp_path / "local")
+    on_milvus = QAEngine.open(tmp_path / "index")
+    local = QAEngine.open(tmp_path / "local")
+    assert read_manifest(tmp_path / "index").store == str(db)
+    version = current_version(tmp_path / "index")
+    assert (version / "passages.milvus.json").is_file()
+    assert not (version / "passages.faiss").exists()
+    for question in ("Who steered the ferry?", "When did the festival begin?"):
+        a = on_milvus.ask(question, threshold=0.0)
+        b = local.ask(question, threshold=0.0)
+        assert a.answer.text == b.answer.text
+        assert [h.chunk.id for h in a.passages] == [h.chunk.id for h in b.passages]
+
+
+def test_rebuilds_keep_the_store_and_drop_the_collections_of_old_versions(tmp_path):
+    corpus = write_corpus(tmp_path / "corpus")
+    db = tmp_path / "vectors.db"
+    index = tmp_path / "index"
+    build_fake(corpus, index, store=f"milvus://{db}")
+    assert len(collections(db)) == 2  # passages and sentences
+    for number in range(3):
+        (corpus / f"note{number}.txt").write_text(
+            f"Note {number}\n\nThe council met {number} times about the bridge.\n",
+            encoding="utf-8",
+        )
+        build_fake(corpus, index)  # no --store: the index's own
+    assert read_manifest(index).store == str(db)
+    # The live version and one spare for readers still on it: two versions' collections.
+    assert len(collections(db)) == 4
+    live = json.loads((current_version(index) / "passages.milvus.json").read_text())
+    assert live["collection"] in collections(db)
+    engine = QAEngine.open(index)
+    assert engine.ask("How many times did the council meet?", threshold=0.0).answer is not None
+
+
+def test_an_unreachable_milvus_is_one_line_and_the_previous_index_stays(tmp_path):
+    corpus = write_corpus(tmp_path / "corpus")
+    index = tmp_path / "index"
+    build_fake(corpus, index)
+    before = current_version(index)
+    runner = CliRunner()
+    result = runner.invoke(
+        main,
+        ["build", "--corpus", str(corpus), "--index", str(index), "--model",
+         "fake-hashed-words", "--store", f"http://127.0.0.1:{closed_port()}"],
+    )  # fmt: skip
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: the Milvus store at http://127.0.0.1:")
+    assert current_version(index) == before
+    assert QAEngine.open(index).ask("Who steered the ferry?", threshold=0.0).answer is not None
+
+
+def test_an_index_whose_milvus_went_away_says_so_in_one_line(tmp_path):
+    corpus = write_corpus(tmp_path / "corpus")
+    db = tmp_path / "vectors.db"
+    build_fake(corpus, tmp_path / "index", store=f"milvus://{db}")
+    # As if the index had been built on a server that is down now.
+    version = current_version(tmp_path / "index")
+    gone = f"http://127.0.0.1:{closed_port()}"
+    for name, key in (("manifest.json", "store"), ("passages.milvus.json", "uri"),
+                      ("sentences.milvus.json", "uri")):  # fmt: skip
+        data = json.loads((version / name).read_text())
+        data[key] = gone
+        (version / name).write_text(json.dumps(data))
+    with pytest.raises(UserError, match=r"^the Milvus store at http://127\.0\.0\.1:\d+ failed: "):
+        QAEngine.open(tmp_path / "index")
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("milvus:///data/vectors", "a Milvus Lite store is a file ending in .db"),
+        ("faiss", "--store must be local, milvus:///path/file.db (Milvus Lite) or"),
+    ],
+)
+def test_a_store_that_is_not_one_is_refused(spec, message):
+    with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        store_spec(spec)
