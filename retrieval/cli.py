@@ -415,6 +415,14 @@ def _write_report(path: Path, payload: dict) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also write the full report to this file.",
 )
+@click.option(
+    "--store",
+    default=None,
+    metavar="STORE",
+    help="Where the temporary index keeps its vectors (as `build --store`): local by default, "
+    "or milvus:///path/file.db / http://host:19530 to measure the Milvus backend; its "
+    "collections are dropped afterwards.",
+)
 def eval_command(
     articles_files: tuple[Path, ...],
     questions_file: Path | None,
@@ -426,6 +434,7 @@ def eval_command(
     top_k: int,
     threshold: float | None,
     json_out: Path | None,
+    store: str | None,
 ) -> None:
     """Measure retrieval and answers on SQuAD: recall@k, MRR, sentence accuracy, EM, F1, latency.
 
@@ -442,6 +451,8 @@ def eval_command(
         --questions ../shared/data/squad-dev-test.json --limit 2000 --json bench.json
       article-qa eval --articles ../shared/data/squad-dev-tune.json \\
         --articles ../shared/data/squad-dev-test.json --natural --split held-out
+      article-qa eval --articles ../shared/data/squad-dev-test.json \\
+        --questions ../shared/data/squad-dev-test.json --store milvus:///tmp/eval.db
     """
     from tqdm import tqdm
 
@@ -473,6 +484,7 @@ def eval_command(
             threshold=threshold,
             progress=progress,
             split=split,
+            store=store,
         )
     finally:
         for bar in bars.values():

@@ -373,7 +373,7 @@ def save_version(
         os.rename(staging, final)
         _fsync_dir(versions)
     except BaseException:
-        _drop_collections(staging)
+        drop_collections(staging)
         shutil.rmtree(staging, ignore_errors=True)
         raise
     atomic_write_text(index_dir / CURRENT_FILE, name + "\n")
@@ -390,15 +390,15 @@ def _remove_old_versions(index_dir: Path, keep: set[str], spare: int = 1) -> Non
         reverse=True,
     )
     for stale in old[spare:]:
-        _drop_collections(stale)
+        drop_collections(stale)
         shutil.rmtree(stale, ignore_errors=True)
     # Leftovers of builds that were killed before their switch.
     for partial in versions.glob(".partial-*"):
-        _drop_collections(partial)
+        drop_collections(partial)
         shutil.rmtree(partial, ignore_errors=True)
 
 
-def _drop_collections(version: Path) -> None:
+def drop_collections(version: Path) -> None:
     """Drop the Milvus collections a version (or a failed build's staging) names, if any."""
     pointers = [version / f for f in (MILVUS_VECTORS_FILE, MILVUS_SENTENCES_FILE)]
     if any(p.is_file() for p in pointers):

@@ -114,3 +114,19 @@ def test_an_index_whose_milvus_went_away_says_so_in_one_line(tmp_path):
 def test_a_store_that_is_not_one_is_refused(spec, message):
     with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
         store_spec(spec)
+
+
+def test_eval_runs_on_milvus_and_leaves_no_collection_behind(tmp_path):
+    from retrieval.bench import evaluate
+    from tests.helpers import FAKE
+    from tests.test_bench import SQUAD
+
+    squad = tmp_path / "squad.json"
+    squad.write_text(json.dumps(SQUAD))
+    db = tmp_path / "eval.db"
+    local = evaluate([squad], squad, config=FAKE, threshold=0.0)
+    on_milvus = evaluate([squad], squad, config=FAKE, threshold=0.0, store=f"milvus://{db}")
+    assert on_milvus["config"]["store"] == str(db) and local["config"]["store"] == "local"
+    for metric in ("recall@5", "exact_match", "f1"):
+        assert on_milvus["system"][metric] == local["system"][metric]
+    assert collections(db) == []

@@ -21,6 +21,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -37,7 +38,10 @@ from retrieval.bench.natural import (
 from retrieval.errors import UserError
 from retrieval.search import Hit, Mode
 from retrieval.spans import ALL_RULES, refine_span
-from retrieval.store import IndexConfig
+from retrieval.store import IndexConfig, current_version, drop_collections, read_manifest
+
+if TYPE_CHECKING:
+    from retrieval.indexing import BuildReport
 
 SYSTEMS: tuple[Mode, ...] = ("hybrid", "dense", "bm25")
 
@@ -358,6 +362,7 @@ def evaluate(
     progress: Callable[[str, int, int], None] | None = None,
     config: IndexConfig | None = None,
     split: str = "all",
+    store: str | None = None,
 ) -> dict:
     """Run the benchmark; returns the JSON-ready report.
 
@@ -366,7 +371,6 @@ def evaluate(
     the question's words its answer's sentence holds (`question_overlap`).
     """
     from retrieval.indexing import build_index_from_articles
-    from retrieval.qa import QAEngine
 
     report = progress or (lambda stage, done, total: None)
     articles, where = squad_articles(articles_files)
@@ -392,57 +396,14 @@ def evaluate(
 
     with tempfile.TemporaryDirectory(prefix="article-qa-eval-") as scratch:
         build = build_index_from_articles(
-            articles, Path(scratch) / "index", config=config, progress=progress
+            articles, Path(scratch) / "index", config=config, progress=progress, store=store
         )
-        engine = QAEngine.open(build.index_dir)
-        threshold = engine.default_threshold if threshold is None else threshold
-        engine.ask(asked[0].text)  # warm up: first-call costs are not answer latency
-        results: dict[str, dict] = {}
-        all_outcomes: dict[str, list[Outcome]] = {}
-        for mode in SYSTEMS:
-            outcomes = []
-            for done, question in enumerate(asked, 1):
-                outcomes.append(run_question(engine, question, mode, top_k, threshold))
-                report(f"ask ({mode})", done, len(asked))
-            all_outcomes[mode] = outcomes
-            results[mode] = summarize(outcomes)
-        by_id = {a.id: a for a in articles}
-        overlaps = [question_overlap(q, by_id) for q in asked]
-        results["hybrid"]["by_overlap"] = {
-            band: summarize(outcomes)
-            for band, low in (("low", True), ("high", False))
-            if (outcomes := [o for o, x in zip(all_outcomes["hybrid"], overlaps, strict=True)
-                             if (x <= LOW_OVERLAP) == low])
-        }  # fmt: skip
-        payload: dict = {
-            "system": results["hybrid"],
-            "baselines": {"dense": results["dense"], "bm25": results["bm25"]},
-            "build": {
-                "articles": build.articles,
-                "chunks": build.chunks,
-                "seconds": round(build.seconds, 2),
-                "chunks_per_s": round(build.chunks_per_s, 1),
-            },
-        }
-        asked_all = list(all_outcomes["hybrid"])
-        if outside:
-            refused = []
-            for done, question in enumerate(outside, 1):
-                refused.append(run_question(engine, question, "hybrid", top_k, threshold))
-                report("ask (unanswerable)", done, len(outside))
-            payload["abstention"] = abstention(all_outcomes["hybrid"], refused, threshold)
-            asked_all += refused
-        if same_topic:
-            refused = []
-            for done, question in enumerate(same_topic, 1):
-                refused.append(run_question(engine, question, "hybrid", top_k, threshold))
-                report("ask (same-topic unanswerable)", done, len(same_topic))
-            payload["abstention_same_topic"] = abstention(
-                all_outcomes["hybrid"], refused, threshold
-            )
-            asked_all += refused
-        # Every question asked of the system, answerable or not: is each word right?
-        payload["bands"] = band_precision(asked_all)
+        try:
+            payload = _ask_all(build, asked, outside, same_topic, articles, top_k, threshold,
+                               report)  # fmt: skip
+        finally:
+            drop_collections(current_version(build.index_dir))
+        engine_manifest = read_manifest(build.index_dir)
     payload["config"] = {
         "articles": [str(f) for f in articles_files],
         "questions": str(questions_file),
@@ -451,11 +412,76 @@ def evaluate(
         "limit": limit,
         "seed": seed,
         "top_k": top_k,
-        "threshold": threshold,
-        "model": engine.index.manifest.model,
-        "chunk_size": engine.index.manifest.chunk_size,
-        "chunk_overlap": engine.index.manifest.chunk_overlap,
+        "threshold": payload.pop("threshold"),
+        "model": engine_manifest.model,
+        "chunk_size": engine_manifest.chunk_size,
+        "chunk_overlap": engine_manifest.chunk_overlap,
+        "store": engine_manifest.store,
     }
+    return payload
+
+
+def _ask_all(
+    build: BuildReport,
+    asked: Sequence[Question],
+    outside: Sequence[Question],
+    same_topic: Sequence[Question],
+    articles: Sequence[Article],
+    top_k: int,
+    threshold: float | None,
+    report: Callable[[str, int, int], None],
+) -> dict:
+    """Ask every question of a run of the built index; the report without its config."""
+    from retrieval.qa import QAEngine
+
+    engine = QAEngine.open(build.index_dir)
+    threshold = engine.default_threshold if threshold is None else threshold
+    engine.ask(asked[0].text)  # warm up: first-call costs are not answer latency
+    results: dict[str, dict] = {}
+    all_outcomes: dict[str, list[Outcome]] = {}
+    for mode in SYSTEMS:
+        outcomes = []
+        for done, question in enumerate(asked, 1):
+            outcomes.append(run_question(engine, question, mode, top_k, threshold))
+            report(f"ask ({mode})", done, len(asked))
+        all_outcomes[mode] = outcomes
+        results[mode] = summarize(outcomes)
+    by_id = {a.id: a for a in articles}
+    overlaps = [question_overlap(q, by_id) for q in asked]
+    results["hybrid"]["by_overlap"] = {
+        band: summarize(outcomes)
+        for band, low in (("low", True), ("high", False))
+        if (outcomes := [o for o, x in zip(all_outcomes["hybrid"], overlaps, strict=True)
+                         if (x <= LOW_OVERLAP) == low])
+    }  # fmt: skip
+    payload: dict = {
+        "system": results["hybrid"],
+        "baselines": {"dense": results["dense"], "bm25": results["bm25"]},
+        "build": {
+            "articles": build.articles,
+            "chunks": build.chunks,
+            "seconds": round(build.seconds, 2),
+            "chunks_per_s": round(build.chunks_per_s, 1),
+        },
+    }
+    asked_all = list(all_outcomes["hybrid"])
+    if outside:
+        refused = []
+        for done, question in enumerate(outside, 1):
+            refused.append(run_question(engine, question, "hybrid", top_k, threshold))
+            report("ask (unanswerable)", done, len(outside))
+        payload["abstention"] = abstention(all_outcomes["hybrid"], refused, threshold)
+        asked_all += refused
+    if same_topic:
+        refused = []
+        for done, question in enumerate(same_topic, 1):
+            refused.append(run_question(engine, question, "hybrid", top_k, threshold))
+            report("ask (same-topic unanswerable)", done, len(same_topic))
+        payload["abstention_same_topic"] = abstention(all_outcomes["hybrid"], refused, threshold)
+        asked_all += refused
+    # Every question asked of the system, answerable or not: is each word right?
+    payload["bands"] = band_precision(asked_all)
+    payload["threshold"] = threshold
     return payload
 
 
