@@ -112,6 +112,19 @@ def screenshot_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("screenshots")
 
 
+def watch_requests(page, outside: list[str]) -> None:
+    """Collect into `outside` every request the page makes beyond this machine: the page
+    works offline, so there must be none."""
+    from urllib.parse import urlsplit
+
+    def seen(request) -> None:
+        local = urlsplit(request.url).hostname in (None, "127.0.0.1", "localhost")
+        if not local and not request.url.startswith(("data:", "blob:")):
+            outside.append(request.url)
+
+    page.on("request", seen)
+
+
 def ask_in_browser(page, url: str) -> None:
     page.goto(url)
     box = page.get_by_placeholder("Ask a question about the articles")
@@ -123,8 +136,6 @@ def ask_in_browser(page, url: str) -> None:
 
 def test_question_in_the_browser_gets_highlighted_answer_and_source(served, screenshot_dir):
     page_url = served.url
-    from urllib.parse import urlsplit
-
     from playwright.sync_api import expect, sync_playwright
 
     outside: list[str] = []
@@ -133,10 +144,7 @@ def test_question_in_the_browser_gets_highlighted_answer_and_source(served, scre
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
-            # The page works offline: nothing it loads may come from outside this machine.
-            page.on("request", lambda r: outside.append(r.url)
-                    if urlsplit(r.url).hostname not in (None, "127.0.0.1", "localhost")
-                    and not r.url.startswith(("data:", "blob:")) else None)  # fmt: skip
+            watch_requests(page, outside)
             page.on("requestfailed", lambda r: failed.append(f"{r.url} {r.failure}"))
             ask_in_browser(page, page_url)
             expect(page.locator("mark", has_text="Sochi").first).to_be_visible()
@@ -173,8 +181,6 @@ def test_a_new_user_session_in_the_browser(served, screenshot_dir):
     """Citations open the article at the cited sentence, the conversation survives a reload,
     questions show as typed, refusals stay in view, rows open articles, and the sidebar
     is right straight after a rebuild; nothing is fetched from outside this machine."""
-    from urllib.parse import urlsplit
-
     from playwright.sync_api import expect, sync_playwright
 
     outside: list[str] = []
@@ -182,9 +188,7 @@ def test_a_new_user_session_in_the_browser(served, screenshot_dir):
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.on("request", lambda r: outside.append(r.url)
-                    if urlsplit(r.url).hostname not in (None, "127.0.0.1", "localhost")
-                    and not r.url.startswith(("data:", "blob:")) else None)  # fmt: skip
+            watch_requests(page, outside)
             ask_in_browser(page, served.url)
             expect(page.locator("sup").first).to_have_text(re.compile(r"\[\d\]"))
 

@@ -465,19 +465,17 @@ def _ask_all(
         },
     }
     asked_all = list(all_outcomes["hybrid"])
-    if outside:
+    for key, label, unanswerable in (
+        ("abstention", "ask (unanswerable)", outside),
+        ("abstention_same_topic", "ask (same-topic unanswerable)", same_topic),
+    ):
+        if not unanswerable:
+            continue
         refused = []
-        for done, question in enumerate(outside, 1):
+        for done, question in enumerate(unanswerable, 1):
             refused.append(run_question(engine, question, "hybrid", top_k, threshold))
-            report("ask (unanswerable)", done, len(outside))
-        payload["abstention"] = abstention(all_outcomes["hybrid"], refused, threshold)
-        asked_all += refused
-    if same_topic:
-        refused = []
-        for done, question in enumerate(same_topic, 1):
-            refused.append(run_question(engine, question, "hybrid", top_k, threshold))
-            report("ask (same-topic unanswerable)", done, len(same_topic))
-        payload["abstention_same_topic"] = abstention(all_outcomes["hybrid"], refused, threshold)
+            report(label, done, len(unanswerable))
+        payload[key] = abstention(all_outcomes["hybrid"], refused, threshold)
         asked_all += refused
     # Every question asked of the system, answerable or not: is each word right?
     payload["bands"] = band_precision(asked_all)
