@@ -129,6 +129,9 @@ class CalibrationSet:
     # Its held-out part (about part A): never fitted on; only the shipped line is chosen on it.
     held_out: list[Question] = field(default_factory=list)
     held_out_unanswerable: list[Question] = field(default_factory=list)
+    # SQuAD's questions about the reader's validation articles: the reader never trained on
+    # them, so its answers to them are right as often as to questions it has never seen.
+    unseen: list[Question] = field(default_factory=list)
 
 
 def split_parts(
@@ -158,6 +161,7 @@ def calibration_questions(
     trained: Collection[str] = (),
     natural: Sequence[NaturalQuestion] = (),
     natural_trained: Collection[str] = (),
+    validation: Collection[str] = (),
 ) -> CalibrationSet:
     """Part A: the SQuAD 2.0 articles, the natural set's held-out ones and a few others;
     part B: the rest of the tune half.
@@ -183,6 +187,8 @@ def calibration_questions(
     natural_a, natural_same = natural_squad_questions(unseen_natural, part_a)
     natural_b, natural_b_none = natural_squad_questions(fitted, part_b)
     held_a, held_none = natural_squad_questions([q for q in natural if q.held_out], part_a)
+    validated = [a for a in part_a if squad_title(a) in set(validation)]
+    never_trained, _ = squad_questions(tune, validated, where)
     return CalibrationSet(
         part_a,
         answerable,
@@ -194,6 +200,7 @@ def calibration_questions(
         natural_b + natural_b_none,
         held_a,
         held_none,
+        [q for q in never_trained if q.golds],
     )
 
 
@@ -217,7 +224,7 @@ def gather(plan: CalibrationSet, top_k: int = 5) -> Gathered:
 
 
 QUESTION_KINDS = ("answerable", "outside", "same_topic", "natural", "natural_same_topic",
-                  "natural_outside", "held_out", "held_out_unanswerable")  # fmt: skip
+                  "natural_outside", "held_out", "held_out_unanswerable", "unseen")  # fmt: skip
 POSITIVE_KINDS = ("answerable", "natural")
 NEGATIVE_KINDS = ("outside", "same_topic", "natural_same_topic", "natural_outside")
 
@@ -280,14 +287,19 @@ def fit(kinds: Gathered, natural_weight: float) -> Calibration:
 
 
 # Confidence words: answers shown as "high" must be right this often, "medium" ones this often
-# (#15), on SQuAD and on the natural set alike; chosen with a little to spare.
+# (#15), on SQuAD and on the natural set alike. Chosen with 5 points to spare: they are chosen
+# on the 13-article calibration index, and an index of 48 articles (the eval runs) holds more
+# passages that look right, so answers there are right less often (with 2 points, the natural
+# set's medium answers were right 74 % of the time here and 69 % in the 48-article run).
 BAND_PRECISION = {"high": 0.90, "medium": 0.70}
-BAND_MARGIN = 0.02
-# SQuAD's answers: to its questions about indexed articles and to those about others (as the
+BAND_MARGIN = 0.05
+# SQuAD's answers: to its questions about the reader's validation articles (a reader is right
+# more often on questions it trained on: bands chosen on those were right 69 % of the time,
+# not 70 %, as medium on the test half) and to those about articles not indexed (as the
 # abstention run asks them); its same-topic questions are reported, not chosen on.
-SQUAD_KINDS = ("answerable", "outside")
+SQUAD_KINDS = ("unseen", "outside")
 NATURAL_KINDS = ("natural", "natural_same_topic", "natural_outside")
-HAS_ANSWERS = ("answerable", "natural", "held_out")
+HAS_ANSWERS = ("answerable", "natural", "held_out", "unseen")
 
 
 def answered(
@@ -432,7 +444,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     meta = read_meta()
     plan = calibration_questions(tune, tune2, args.limit, args.seed,
                                  meta.get("same_topic_articles", []), load_natural(),
-                                 meta.get("natural_articles", []))  # fmt: skip
+                                 meta.get("natural_articles", []),
+                                 meta.get("validation_articles", []))  # fmt: skip
     log.info("index %d tune articles; %s", len(plan.indexed),
              ", ".join(f"{len(getattr(plan, k))} {k}" for k in QUESTION_KINDS))  # fmt: skip
     kinds = gathered(plan, Path(args.evidence) if args.evidence else None, meta)

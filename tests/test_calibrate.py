@@ -183,3 +183,13 @@ def test_evidence_is_reused_only_for_the_same_reader_and_questions(tmp_path, mon
     other = CalibrationSet([], [Question("q2", "Who?", ())], [], [], [])
     gathered(other, evidence, {"date": "two"})  # other questions: asked again
     assert len(asked) == 3
+
+
+def test_the_reader_s_validation_articles_give_the_unseen_squad_questions(tmp_path):
+    titles = [f"Topic_{i}" for i in range(14)]
+    tune = _squad_file(tmp_path / "v1.json", titles)
+    tune2 = _squad_file(tmp_path / "v2.json", titles[:4], impossible_per_paragraph=2)
+    chosen = calibration_questions(tune, tune2, limit=100, seed=0, validation=["Topic_2"])
+    assert {q.id.split("/")[0] for q in chosen.unseen} == {"Topic_2"}
+    assert len(chosen.unseen) == 2 and all(q.golds for q in chosen.unseen)
+    assert calibration_questions(tune, tune2, limit=100, seed=0).unseen == []
