@@ -268,16 +268,7 @@ SEED = ROOT.parent / "shared" / "seed" / "kerry-russia-independent.txt"
 
 @pytest.mark.slow
 @pytest.mark.skipif(not SEED.is_file(), reason="../shared/seed is not beside this checkout")
-@pytest.mark.parametrize(
-    "with_sample",
-    [
-        # Issue 11's target, not met yet: the right span (Sochi) at 0.070 against a line of
-        # 0.079. strict: the day it passes, this mark must go.
-        pytest.param(False, marks=pytest.mark.xfail(strict=True, reason="below the line")),
-        True,
-    ],
-    ids=["seed alone", "seed and sample"],
-)
+@pytest.mark.parametrize("with_sample", [False, True], ids=["seed alone", "seed and sample"])
 def test_seed_page_answers_the_meeting_question_above_the_line(tmp_path, with_sample):
     folder = tmp_path / "seed"
     folder.mkdir()
