@@ -281,8 +281,7 @@ def fit(kinds: Gathered, natural_weight: float) -> Calibration:
     calibration = Calibration(selection, answerability, round(max(balanced, floor), 4))
     # The natural set's held-out part too (as for the line): its fitted part alone is small,
     # and bands chosen on it were right far less often on the held-out part.
-    sets = [answered(calibration, kinds, kinds_of) for kinds_of in
-            (SQUAD_KINDS, NATURAL_KINDS, ("held_out", "held_out_unanswerable"))]  # fmt: skip
+    sets = [answered(calibration, kinds, kinds_of) for kinds_of in BAND_SETS.values()]
     return replace(calibration, bands=choose_bands(calibration, sets))
 
 
@@ -300,6 +299,12 @@ BAND_MARGIN = 0.05
 SQUAD_KINDS = ("unseen", "outside")
 NATURAL_KINDS = ("natural", "natural_same_topic", "natural_outside")
 HAS_ANSWERS = ("answerable", "natural", "held_out", "unseen")
+# The sets of answers whose words must be right often enough, by the name reports use.
+BAND_SETS = {
+    "squad": SQUAD_KINDS,
+    "natural_fitted": NATURAL_KINDS,
+    "natural_held_out": ("held_out", "held_out_unanswerable"),
+}
 
 
 def answered(
@@ -381,13 +386,11 @@ def measure(calibration: Calibration, kinds: Gathered) -> dict[str, float]:
     unanswerable = confidences(calibration, kinds["held_out_unanswerable"])
     high, medium = calibration.bands
     band_edges = {"high": (high, 1.01), "medium": (medium, high), "low": (0.0, medium)}
+    # Each set's answers once, then their precision in each band.
+    sets = {name: answered(calibration, kinds, of) for name, of in BAND_SETS.items()}
     precision = {
         f"band_precision_{label}": {
-            "squad": band_precision(answered(calibration, kinds, SQUAD_KINDS), *edges),
-            "natural_fitted": band_precision(answered(calibration, kinds, NATURAL_KINDS), *edges),
-            "natural_held_out": band_precision(
-                answered(calibration, kinds, ("held_out", "held_out_unanswerable")), *edges
-            ),
+            name: band_precision(rows, *edges) for name, rows in sets.items()
         }
         for label, edges in band_edges.items()
     }

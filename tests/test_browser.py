@@ -9,6 +9,7 @@ otherwise to tmp_path.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -112,6 +113,19 @@ def screenshot_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("screenshots")
 
 
+@contextlib.contextmanager
+def chromium() -> Iterator:
+    """Debian's Chromium under Playwright, closed whatever happens."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
 def watch_requests(page, outside: list[str]) -> None:
     """Collect into `outside` every request the page makes beyond this machine: the page
     works offline, so there must be none."""
@@ -136,35 +150,31 @@ def ask_in_browser(page, url: str) -> None:
 
 def test_question_in_the_browser_gets_highlighted_answer_and_source(served, screenshot_dir):
     page_url = served.url
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     outside: list[str] = []
     failed: list[str] = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            watch_requests(page, outside)
-            page.on("requestfailed", lambda r: failed.append(f"{r.url} {r.failure}"))
-            ask_in_browser(page, page_url)
-            expect(page.locator("mark", has_text="Sochi").first).to_be_visible()
-            expect(page.locator("strong", has_text="Sochi").first).to_be_visible()
-            expect(page.locator("cite", has_text=KERRY_TITLE).first).to_be_visible()
-            page.wait_for_timeout(500)  # let the chat settle before the picture
-            page.screenshot(path=screenshot_dir / "screenshot.png")
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        watch_requests(page, outside)
+        page.on("requestfailed", lambda r: failed.append(f"{r.url} {r.failure}"))
+        ask_in_browser(page, page_url)
+        expect(page.locator("mark", has_text="Sochi").first).to_be_visible()
+        expect(page.locator("strong", has_text="Sochi").first).to_be_visible()
+        expect(page.locator("cite", has_text=KERRY_TITLE).first).to_be_visible()
+        page.wait_for_timeout(500)  # let the chat settle before the picture
+        page.screenshot(path=screenshot_dir / "screenshot.png")
 
-            page.set_viewport_size({"width": 390, "height": 844})
-            expect(page.locator("mark", has_text="Sochi").first).to_be_visible()
-            page.wait_for_timeout(500)
-            page.screenshot(path=screenshot_dir / "screenshot-narrow.png")
+        page.set_viewport_size({"width": 390, "height": 844})
+        expect(page.locator("mark", has_text="Sochi").first).to_be_visible()
+        page.wait_for_timeout(500)
+        page.screenshot(path=screenshot_dir / "screenshot-narrow.png")
 
-            dark = browser.new_page(viewport={"width": 1280, "height": 900}, color_scheme="dark")
-            ask_in_browser(dark, page_url)
-            expect(dark.locator("cite", has_text=KERRY_TITLE).first).to_be_visible()
-            dark.wait_for_timeout(500)
-            dark.screenshot(path=screenshot_dir / "screenshot-dark.png")
-        finally:
-            browser.close()
+        dark = browser.new_page(viewport={"width": 1280, "height": 900}, color_scheme="dark")
+        ask_in_browser(dark, page_url)
+        expect(dark.locator("cite", has_text=KERRY_TITLE).first).to_be_visible()
+        dark.wait_for_timeout(500)
+        dark.screenshot(path=screenshot_dir / "screenshot-dark.png")
     assert outside == [], outside
     assert not [f for f in failed if "ERR_NAME_NOT_RESOLVED" in f], failed
 
@@ -181,71 +191,67 @@ def test_a_new_user_session_in_the_browser(served, screenshot_dir):
     """Citations open the article at the cited sentence, the conversation survives a reload,
     questions show as typed, refusals stay in view, rows open articles, and the sidebar
     is right straight after a rebuild; nothing is fetched from outside this machine."""
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     outside: list[str] = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            watch_requests(page, outside)
-            ask_in_browser(page, served.url)
-            expect(page.locator("sup").first).to_have_text(re.compile(r"\[\d\]"))
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        watch_requests(page, outside)
+        ask_in_browser(page, served.url)
+        expect(page.locator("sup").first).to_have_text(re.compile(r"\[\d\]"))
 
-            # 13: a reload keeps the conversation (its id is in the URL).
-            assert "c=" in page.url
-            page.reload()
-            expect(page.locator("strong", has_text="Sochi").first).to_be_visible(timeout=ANSWER_MS)
-            expect(page.get_by_text(QUESTION, exact=True)).to_be_visible()
+        # 13: a reload keeps the conversation (its id is in the URL).
+        assert "c=" in page.url
+        page.reload()
+        expect(page.locator("strong", has_text="Sochi").first).to_be_visible(timeout=ANSWER_MS)
+        expect(page.get_by_text(QUESTION, exact=True)).to_be_visible()
 
-            # 10: a question is shown as typed, never as a link.
-            box = page.get_by_placeholder("Ask a question about the articles")
-            box.fill("Is there a [link](http://x) here?")
-            box.press("Enter")
-            expect(page.get_by_text("Is there a [link](http://x) here?")).to_be_visible(
-                timeout=ANSWER_MS
-            )
-            assert page.locator('a[href^="http://x"]').count() == 0
+        # 10: a question is shown as typed, never as a link.
+        box = page.get_by_placeholder("Ask a question about the articles")
+        box.fill("Is there a [link](http://x) here?")
+        box.press("Enter")
+        expect(page.get_by_text("Is there a [link](http://x) here?")).to_be_visible(
+            timeout=ANSWER_MS
+        )
+        assert page.locator('a[href^="http://x"]').count() == 0
 
-            # 11: a refusal stays in view, its passages folded away.
-            box.fill("What colour is the mayor's bicycle?")
-            box.press("Enter")
-            refusal = page.get_by_text("Not in these articles.").last
-            expect(refusal).to_be_visible(timeout=ANSWER_MS)
-            expect(refusal).to_be_in_viewport()
-            expect(page.locator("details").last).not_to_have_attribute("open", "")
+        # 11: a refusal stays in view, its passages folded away.
+        box.fill("What colour is the mayor's bicycle?")
+        box.press("Enter")
+        refusal = page.get_by_text("Not in these articles.").last
+        expect(refusal).to_be_visible(timeout=ANSWER_MS)
+        expect(refusal).to_be_in_viewport()
+        expect(page.locator("details").last).not_to_have_attribute("open", "")
 
-            # 7: a numbered citation opens the article scrolled to the sentence, marked alone.
-            page.get_by_role("button", name=re.compile(r"Open \[\d\]")).first.click()
-            article = page.locator(".qa-article")
-            expect(article).to_be_visible(timeout=ANSWER_MS)
-            cited = article.locator("mark#qa-cited")
-            expect(cited).to_contain_text("Sochi")
-            assert article.locator("mark").count() == 1
-            expect(cited).to_be_in_viewport(timeout=5_000)
-            page.wait_for_timeout(300)
-            page.screenshot(path=screenshot_dir / "screenshot-citation.png")
+        # 7: a numbered citation opens the article scrolled to the sentence, marked alone.
+        page.get_by_role("button", name=re.compile(r"Open \[\d\]")).first.click()
+        article = page.locator(".qa-article")
+        expect(article).to_be_visible(timeout=ANSWER_MS)
+        cited = article.locator("mark#qa-cited")
+        expect(cited).to_contain_text("Sochi")
+        assert article.locator("mark").count() == 1
+        expect(cited).to_be_in_viewport(timeout=5_000)
+        page.wait_for_timeout(300)
+        page.screenshot(path=screenshot_dir / "screenshot-citation.png")
 
-            # 9: a click on a row of the article list opens that article.
-            page.get_by_text(re.compile(r"^All \d+ articles")).click()  # folded after a citation
-            grid = page.locator('[data-testid="stDataFrame"]')
-            expect(grid).to_be_visible()
-            page.wait_for_timeout(500)
-            grid.scroll_into_view_if_needed()
-            box_ = grid.bounding_box()
-            row_height = 35
-            page.mouse.click(box_["x"] + 12, box_["y"] + row_height * 1.5)  # first row's marker
-            first = page.get_by_role("heading", name=re.compile("^Astronomers in Chile"))
-            expect(first).to_be_visible(timeout=10_000)
+        # 9: a click on a row of the article list opens that article.
+        page.get_by_text(re.compile(r"^All \d+ articles")).click()  # folded after a citation
+        grid = page.locator('[data-testid="stDataFrame"]')
+        expect(grid).to_be_visible()
+        page.wait_for_timeout(500)
+        grid.scroll_into_view_if_needed()
+        box_ = grid.bounding_box()
+        row_height = 35
+        page.mouse.click(box_["x"] + 12, box_["y"] + row_height * 1.5)  # first row's marker
+        first = page.get_by_role("heading", name=re.compile("^Astronomers in Chile"))
+        expect(first).to_be_visible(timeout=10_000)
 
-            # 5: straight after a rebuild the sidebar tells the new index's state.
-            (served.corpus / "floating-solar-farm.txt").write_text(NEWS, encoding="utf-8")
-            page.goto(served.url)
-            sidebar = page.locator('[data-testid="stSidebar"]')
-            page.get_by_role("button", name="Rebuild index").click()
-            expect(sidebar.get_by_text("9 articles")).to_be_visible(timeout=ANSWER_MS)
-            expect(sidebar.get_by_text(re.compile("Up to date"))).to_be_visible()
-            assert sidebar.get_by_text("Out of date").count() == 0
-        finally:
-            browser.close()
+        # 5: straight after a rebuild the sidebar tells the new index's state.
+        (served.corpus / "floating-solar-farm.txt").write_text(NEWS, encoding="utf-8")
+        page.goto(served.url)
+        sidebar = page.locator('[data-testid="stSidebar"]')
+        page.get_by_role("button", name="Rebuild index").click()
+        expect(sidebar.get_by_text("9 articles")).to_be_visible(timeout=ANSWER_MS)
+        expect(sidebar.get_by_text(re.compile("Up to date"))).to_be_visible()
+        assert sidebar.get_by_text("Out of date").count() == 0
     assert outside == [], outside
