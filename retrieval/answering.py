@@ -24,7 +24,7 @@ import numpy as np
 
 from retrieval.documents import StoredSentence, inverse_document_frequency
 from retrieval.search import Hit
-from retrieval.spans import refine_span
+from retrieval.spans import refine_span, wrong_measure
 from retrieval.store import StoredIndex
 from retrieval.text import STOPWORDS, content_stems, stem, word_spans, words
 
@@ -483,14 +483,27 @@ class Answerer:
         if self.reader is not None:
             candidates = self.read_candidates(question, hits, sentences)
             if candidates:
-                best = max(candidates, key=lambda c: self.calibration.select(c.features))
+                # A quantity of another kind than the one asked for ("How much did it
+                # cost?" read as a distance) is never the answer: when every span read is
+                # one, the best is shown only as the closest, with no confidence.
+                fitting = [c for c in candidates if not self._wrong_measure(question, c)]
+                best = max(fitting or candidates, key=lambda c: self.calibration.select(c.features))
                 # The confidence is the calibrated probability that this span is right,
                 # from what the reader says of it and how its sentence matches.
-                confidence = self.calibration.confidence(best.features)
+                confidence = self.calibration.confidence(best.features) if fitting else 0.0
                 text = best.sentence.hit.article.text
                 start, end = refine_span(text, best.start, best.end, best.sentence.end)
                 return self._answer(best.sentence, start, end, confidence)
         return self._heuristic_answer(question, sentences, context)
+
+    @staticmethod
+    def _wrong_measure(question: str, candidate: ReadCandidate) -> bool:
+        """Whether the candidate, with the unit that follows its number, measures another kind."""
+        text = candidate.hit.article.text
+        start, end = refine_span(
+            text, candidate.start, candidate.end, candidate.sentence.end, rules={"unit"}
+        )
+        return wrong_measure(question, text[start:end])
 
     def read_candidates(
         self, question: str, hits: Sequence[Hit], sentences: Sequence[ScoredSentence]

@@ -44,6 +44,8 @@ VARIANTS = ("fp32", "int8")
 # 0.535 with both models in int8 against 0.430 / 0.548 in fp32), so "auto" keeps fp32 and
 # int8 is there for whoever asks for it (ARTICLE_QA_PRECISION=int8).
 AUTO_VARIANTS = ("fp32",)
+# Whether a span must start and end in one sentence; see README, "Spans".
+WITHIN_SENTENCES = True
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,7 @@ def best_span(
     offsets: Sequence[tuple[int, int]] | np.ndarray,
     context_mask: Sequence[bool] | np.ndarray,
     max_answer_tokens: int = 30,
+    segments: Sequence[int] | np.ndarray | None = None,
 ) -> tuple[int, int, float] | None:
     """The best token span ``(start_token, end_token, score)`` of one window, or None.
 
@@ -101,9 +104,12 @@ def best_span(
     neg = -np.inf
     s_ok = np.where(mask, s, neg)
     e_ok = np.where(mask, e, neg)
+    seg = None if segments is None else np.asarray(segments).reshape(-1)[:n]
     best: tuple[int, int, float] | None = None
     for length in range(min(max_answer_tokens, n)):
         scores = s_ok[: n - length] + e_ok[length:]
+        if seg is not None and length:
+            scores = np.where(seg[: n - length] == seg[length:], scores, neg)
         i = int(np.argmax(scores))
         val = float(scores[i])
         if val == neg:
@@ -133,6 +139,13 @@ def _shared_normalizer(start: np.ndarray, end: np.ndarray, context: np.ndarray) 
         return top + float(np.log(np.exp(x - top).sum()))
 
     return logsumexp(s) + logsumexp(e)
+
+
+def sentence_starts(passage: str) -> np.ndarray:
+    """Where each sentence of `passage` after its first begins (character offsets)."""
+    from retrieval.text import sentence_spans
+
+    return np.asarray([start for start, _ in sentence_spans(passage)[1:]], dtype=np.int64)
 
 
 # --- the model ---------------------------------------------------------------------------
@@ -191,6 +204,7 @@ class SpanReader:
         self.stride = stride
         self.meta = dict(meta or {})
         self.variant = "fp32"
+        self.within_sentences = WITHIN_SENTENCES
 
     @classmethod
     def load(
@@ -277,7 +291,11 @@ class SpanReader:
     def read(
         self, question: str, passages: Sequence[str], max_answer_tokens: int = 30
     ) -> list[ReadSpan]:
-        """One best span per passage (in passage order), all windows in one forward pass."""
+        """One best span per passage (in passage order), all windows in one forward pass.
+
+        With ``within_sentences`` set, a span never crosses a sentence end or a paragraph
+        break of its passage (:func:`retrieval.text.sentence_spans`).
+        """
         if not passages:
             return []
         nonempty = [i for i, p in enumerate(passages) if p.strip()]
@@ -287,10 +305,18 @@ class SpanReader:
             start, end = self.logits(windows)
             offsets = windows.offsets
             shared = _shared_normalizer(start, end, windows.context)
+            breaks = (
+                {p: sentence_starts(passages[p]) for p in nonempty} if self.within_sentences else {}
+            )
             for w, sample in enumerate(windows.sample.tolist()):
                 p = nonempty[sample]
+                segments = (
+                    np.searchsorted(breaks[p], offsets[w][:, 0], side="right")
+                    if self.within_sentences
+                    else None
+                )
                 found = best_span(
-                    start[w], end[w], offsets[w], windows.context[w], max_answer_tokens
+                    start[w], end[w], offsets[w], windows.context[w], max_answer_tokens, segments
                 )
                 if found is None:
                     continue

@@ -100,3 +100,78 @@ def refine_span(
                 break
             start = match.start(1)
     return start, end
+
+
+# --- the kind of quantity a question asks for -------------------------------------------------
+
+# What a unit measures; a word may measure more than one thing ("pounds").
+MEASURES: dict[str, frozenset[str]] = {
+    **dict.fromkeys(
+        "$ £ € ¥ ₹ us$ usd eur gbp dollars dollar euros euro pence cents cent yen yuan rupees "
+        "francs".split(),
+        frozenset({"money"}),
+    ),
+    "pounds": frozenset({"money", "mass"}),
+    "pound": frozenset({"money", "mass"}),
+    **dict.fromkeys(
+        "km kilometers kilometres kilometer kilometre miles mile meters metres meter metre cm "
+        "centimeters centimetres mm millimeters millimetres ft feet foot inches inch yards "
+        "yard light-years".split(),
+        frozenset({"length"}),
+    ),
+    **dict.fromkeys(
+        "seconds second minutes minute hours hour days day weeks week months month years year "
+        "decades decade centuries century".split(),
+        frozenset({"time"}),
+    ),
+    **dict.fromkeys("percent per-cent %".split(), frozenset({"share"})),
+    **dict.fromkeys(
+        "kg kilograms kilogram grams gram tonnes tonne tons ton lb lbs ounces oz".split(),
+        frozenset({"mass"}),
+    ),
+}
+# Questions that name the kind of quantity they want: "How much did it cost?" wants money,
+# "How far…?" a length, "What percentage…?" a share. "How much did the price rise?" asks
+# for a change, which may come as a share: no kind then.
+_ASKS = (
+    ("money", re.compile(r"\bhow much\b.*\b(cost|costs|costing|price|priced|paid|pay|pays|"
+                         r"spend|spent|worth|budget|fee|fees|salary|wage|fine|fined|money|"
+                         r"prize|charge|charged|sell|sold|earn|earned|invest|invested)\b"
+                         r"|\bwhat (?:is|was|were|are) the (price|cost|fee|budget|salary)\b")),
+    ("length", re.compile(r"\bhow (far|tall|deep|wide)\b|\bwhat (distance|length|height|depth)\b")),
+    ("share", re.compile(r"\bwhat (percentage|percent|proportion|share|fraction)\b")),
+)  # fmt: skip
+_CHANGE = re.compile(
+    r"\b(increase|increased|rise|rose|risen|grow|grew|grown|fall|fell|fallen|drop|dropped|"
+    r"decline|declined|change|changed|cut|reduce|reduced)\b"
+)
+_UNIT_TOKEN = re.compile(r"[$£€¥₹%]|[A-Za-z][A-Za-z$-]*")
+
+
+def asked_measure(question: str) -> str | None:
+    """The kind of quantity a question asks for ("money" for "How much did it cost?"), if named."""
+    q = question.lower()
+    if _CHANGE.search(q):
+        return None
+    return next((kind for kind, pattern in _ASKS if pattern.search(q)), None)
+
+
+def measures_of(span: str) -> frozenset[str]:
+    """What the units in a span measure ("about 640 million kilometers": length)."""
+    found: set[str] = set()
+    for token in _UNIT_TOKEN.findall(span):
+        found |= MEASURES.get(token.lower(), frozenset())
+    return frozenset(found)
+
+
+def wrong_measure(question: str, span: str) -> bool:
+    """Whether `span` is a quantity of another kind than the one the question asks for.
+
+    "How much did it cost?" answered by "640 million kilometers": a length, no money.
+    A span with no unit, or with one of the asked kind, is never wrong here.
+    """
+    asked = asked_measure(question)
+    if asked is None:
+        return False
+    found = measures_of(span)
+    return bool(found) and asked not in found

@@ -137,3 +137,21 @@ def test_question_names_are_capitalized_words_after_the_first_and_numbers():
     assert names == {"kerry", "sochi", "2013"}
     assert names_found(names, "Kerry went to Moscow in 2013.") == pytest.approx(2 / 3)
     assert names_found(set(), "anything") == 1.0
+
+
+def test_a_span_of_another_kind_of_quantity_is_never_the_answer(small_index):
+    # "How far…?" read as the repair's cost: money, no length. It is kept only as the
+    # closest guess, with no confidence, so the line refuses it.
+    answerer = _answerer(small_index, WordReader("2.3 million"))
+    question = "How far did the ferry sail across the bay?"
+    vector = FakeEmbedder().embed([question])[0]
+    hits = Searcher(small_index, FakeEmbedder()).search(question, top_k=3)
+    answer = answerer.answer(question, vector, hits)
+    assert answer.text == "2.3 million"
+    assert answer.score == 0.0
+    # The same span for a question about money keeps its confidence.
+    cost = "How much did the repair of the ferry cost?"
+    hits = Searcher(small_index, FakeEmbedder()).search(cost, top_k=3)
+    answer = answerer.answer(cost, FakeEmbedder().embed([cost])[0], hits)
+    assert answer.text == "2.3 million"
+    assert answer.score > 0.0

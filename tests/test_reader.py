@@ -73,6 +73,14 @@ def test_best_span_skips_tokens_with_empty_offsets_and_handles_no_context():
     assert best_span([], [], [], [], 30) is None
 
 
+def test_best_span_stays_inside_one_sentence_when_given_them():
+    # "aa bb" is one sentence, "cc dd ee" the next: the best pair (bb..cc) crosses.
+    start, end = _logits(t5=5.0, t4=1.0), _logits(t6=5.0, t8=2.0)
+    assert best_span(start, end, OFFSETS, CONTEXT, 30)[:2] == (5, 6)
+    sentences = [0, 0, 0, 0, 0, 0, 1, 1, 1, 1]
+    assert best_span(start, end, OFFSETS, CONTEXT, 30, sentences)[:2] == (5, 5)
+
+
 def test_best_span_prefers_earliest_then_shortest_on_ties():
     start = np.zeros(len(OFFSETS))
     end = np.zeros(len(OFFSETS))
@@ -126,6 +134,27 @@ def test_read_maps_spans_to_character_offsets_per_passage(tokenizer):
     assert spans[1] == ReadSpan(1, 0, 0, "", -math.inf, 0.0)
     assert spans[0].score < third.score
     assert reader.read("Who?", []) == []
+
+
+def test_read_never_runs_a_span_across_a_sentence_end(tokenizer):
+    passage = "The probe flew about 640 million kilometers. That is farther than before."
+
+    class Across(_PointAt):
+        def __call__(self, input_ids, attention_mask, token_type_ids):
+            start, end = super().__call__(input_ids, attention_mask, token_type_ids)
+            ids = input_ids[0].tolist()
+            end[0, ids.index(self.that)] = 6.0  # "That", in the next sentence
+            return start, end
+
+    model = Across(tokenizer, "about 640 million kilometers")
+    model.that = tokenizer.encode("That", add_special_tokens=False).ids[0]
+    reader = SpanReader(model)
+    reader.within_sentences = False
+    (free,) = reader.read("How far did the probe fly?", [passage])
+    assert free.text == "about 640 million kilometers. That"
+    reader.within_sentences = True
+    (bounded,) = reader.read("How far did the probe fly?", [passage])
+    assert bounded.text == "about 640 million kilometers"
 
 
 def test_span_probability_is_shared_across_the_passages_read(tokenizer):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from retrieval.spans import ALL_RULES, refine_span
+from retrieval.spans import ALL_RULES, asked_measure, refine_span, wrong_measure
 
 
 def refined(text: str, span: str, rules=ALL_RULES, sentence_end: int | None = None) -> str:
@@ -64,3 +64,32 @@ def test_a_span_stops_at_its_sentence_end():
 def test_no_rule_changes_nothing():
     text = "The comet was about 640 million kilometers away."
     assert refined(text, "640 million", set()) == "640 million"
+
+
+@pytest.mark.parametrize(
+    ("question", "span", "wrong"),
+    [
+        # A cost answered by a distance, a length by a share, a share by money: wrong kind.
+        ("How much did the comet cost?", "about 640 million kilometers", True),
+        ("How far is the asteroid from the Sun?", "57 percent", True),
+        ("What percentage of the coral was bleached?", "4 million euros", True),
+        # The asked kind, or no unit at all: never wrong here.
+        ("How much did the repair cost?", "2.3 million pounds", False),
+        ("How much did the repair cost?", "2.3 million", False),
+        ("How far did the ferry sail?", "12 kilometers", False),
+        # Questions that name no kind of quantity, or ask for a change, are left alone.
+        ("How many visitors came?", "12,000 kilometers", False),
+        ("How much did the price of oil increase?", "two percent per year", False),
+        ("How long did the crossing take?", "forty minutes", False),
+    ],
+)  # fmt: skip
+def test_a_quantity_of_another_kind_than_asked_is_wrong(question, span, wrong):
+    assert wrong_measure(question, span) is wrong
+
+
+def test_asked_measure_names_the_kind():
+    assert asked_measure("How much money did the town spend?") == "money"
+    assert asked_measure("What is the price of a ticket?") == "money"
+    assert asked_measure("How tall is the tower?") == "length"
+    assert asked_measure("What share of voters stayed home?") == "share"
+    assert asked_measure("Who paid for the repair?") is None
