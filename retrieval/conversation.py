@@ -40,6 +40,7 @@ class Turn:
     sentence: str | None = None
     article_id: str | None = None
     confidence: float | None = None  # of the answer given; None when there was none
+    title: str | None = None  # of the answer's article
 
 
 @dataclass(frozen=True)
@@ -163,11 +164,13 @@ def _topic(question: str) -> str | None:
 
 
 def _name(turns: Sequence[Turn]) -> tuple[str | None, str | None]:
-    """The latest answer that is a person, and the latest that is a place.
+    """The latest answer that is a person, and the latest place named in the conversation.
 
     The question that got the answer says which it is ("Who…?" a person, "Where…?"
     a place); an answer to another kind of question counts only when it is a
     capitalized name, as a place after "in/at/to/from/near", else as a person.
+    When no answer was a place, the place is the latest one named after such a word
+    in an answer's sentence or its article's title ("…bleaching on Ningaloo Reef").
     """
     from retrieval.answering import expected_type
 
@@ -183,12 +186,51 @@ def _name(turns: Sequence[Turn]) -> tuple[str | None, str | None]:
             sentence = turn.sentence or ""
             at = sentence.find(answer)
             cue = sentence[:at].split()[-1].lower() if at > 0 and sentence[:at].split() else ""
-            kind = "place" if cue in {"in", "at", "to", "from", "near"} else "person"
+            kind = "place" if cue in _PLACE_CUES else "person"
         if kind == "place":
             place = place or answer
         else:
             person = person or answer
+    if place is None:
+        place = next(
+            (
+                named
+                for turn in reversed(turns)
+                for text in (turn.sentence, turn.title)
+                if text and (named := _named_place(text, exclude=person))
+            ),
+            None,
+        )
     return person, place
+
+
+_PLACE_CUES = {"in", "at", "to", "from", "near", "on"}
+_NAMED_PLACE = re.compile(
+    r"\b(?:in|at|to|from|near|on)\s+(?P<name>[A-Z][\w'-]*(?:\s+(?:of\s+)?[A-Z][\w'-]*)*)"
+)
+# Capitalized words after "on"/"in" that are no place ("on Tuesday", "in March").
+_NOT_PLACES = {
+    "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "january",
+    "february", "march", "april", "may", "june", "july", "august", "september", "october",
+    "november", "december", "the", "a", "an", "this", "that", "his", "her", "their", "its",
+}  # fmt: skip
+
+
+def _named_place(text: str, exclude: str | None = None) -> str | None:
+    """The last capitalized name after in/at/on/to/from/near in `text`, if any."""
+    found = None
+    for match in _NAMED_PLACE.finditer(text):
+        name = match.group("name")
+        if name.split()[0].lower() in _NOT_PLACES or (exclude and name in exclude):
+            continue
+        found = name
+    return found
+
+
+# After these, "there" is where someone goes: "going back there" -> "going back to X".
+_MOTION = {"go", "goes", "going", "went", "gone", "back", "come", "comes", "coming", "came",
+           "return", "returns", "returning", "returned", "travel", "travelling", "traveling",
+           "move", "moving", "get", "getting", "head", "heading"}  # fmt: skip
 
 
 def substitute_references(question: str, history: Sequence[Turn]) -> str:
@@ -209,11 +251,11 @@ def substitute_references(question: str, history: Sequence[Turn]) -> str:
         if lower in _PERSON and person:
             return person
         if lower == "there" and place:
-            return (
-                f"in {place}"
-                if not match.string[: match.start()].rstrip().endswith("in")
-                else place
-            )
+            before = match.string[: match.start()].split()
+            previous = before[-1].lower() if before else ""
+            if previous in _PLACE_CUES:
+                return place
+            return f"to {place}" if previous in _MOTION else f"in {place}"
         key = _POSSESSIVE.get(lower)
         if key and replacements[key]:
             return f"{replacements[key]}'s"

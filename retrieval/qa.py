@@ -106,6 +106,7 @@ class QAResult:
             sentence=best.sentence if best else None,
             article_id=best.article_id if best else None,
             confidence=best.score if best else None,
+            title=best.title if best else None,
         )
 
     @property

@@ -32,7 +32,28 @@ def test_pronoun_is_replaced_by_the_earlier_topic():
 
 def test_there_points_at_the_earlier_place():
     resolved = resolve_followup("When did the mayor last go there?", [FIRST])
-    assert resolved.asked == "When did the mayor last go in Kettlebrook?"
+    assert resolved.asked == "When did the mayor last go to Kettlebrook?"
+    stay = resolve_followup("What else happens there?", [FIRST])
+    assert stay.asked == "What else happens in Kettlebrook?"
+
+
+def test_there_without_a_place_answer_is_the_place_its_sentence_or_title_names():
+    # A person answered, no place: "there" is the place the answer's article is about.
+    turn = Turn(
+        question="Who led the dive team?",
+        answer="Ines Varga",
+        sentence="The dive team was led on Monday by Ines Varga.",
+        title="Divers count fish at Korlat Bay",
+    )
+    resolved = resolve_followup("When is she going back there?", [turn])
+    assert resolved.asked == "When is Ines Varga going back to Korlat Bay?"
+    # A day after "on" is no place, and neither is the person just named.
+    untitled = Turn(
+        question="Who led the dive team?",
+        answer="Ines Varga",
+        sentence="The dive team was led on Monday by Ines Varga.",
+    )
+    assert resolve_followup("Who else went there?", [untitled]).asked == "Who else went there?"
 
 
 def test_he_points_at_the_earlier_person():
