@@ -109,6 +109,11 @@ def iter_corpus_files(paths: Sequence[str | Path]) -> list[Path]:
     return [path for path in _walk(paths) if path.suffix.lower() in SUPPORTED_SUFFIXES]
 
 
+def list_files(paths: Sequence[str | Path]) -> list[Path]:
+    """Every file a load reads, supported or not (an unsupported one is reported as skipped)."""
+    return _walk(paths)
+
+
 def load_articles(paths: Sequence[str | Path]) -> LoadResult:
     """Load every article under the given folders and files.
 
@@ -116,20 +121,28 @@ def load_articles(paths: Sequence[str | Path]) -> LoadResult:
     and a file whose clean text repeats an earlier article's is reported in
     `duplicates`. Raises UserError only for a path that does not exist.
     """
+    return gather(load_file(path) for path in _walk(paths))
+
+
+def load_file(path: Path) -> tuple[list[Article], list[SkippedFile]]:
+    """One file's articles and the records of it skipped (the whole file, when unreadable)."""
+    try:
+        return _load_file(path)
+    except _Skip as skip:
+        return [], [SkippedFile(path.as_posix(), str(skip))]
+
+
+def gather(loaded: Iterable[tuple[list[Article], list[SkippedFile]]]) -> LoadResult:
+    """The files' articles in order, each text once: a later copy is reported as a duplicate."""
     articles: list[Article] = []
     skipped: list[SkippedFile] = []
     duplicates: list[SkippedFile] = []
     source_of_text: dict[str, str] = {}
-    for path in _walk(paths):
-        source = path.as_posix()
-        try:
-            loaded, bad_records = _load_file(path)
-        except _Skip as skip:
-            loaded, bad_records = [], [SkippedFile(source, str(skip))]
+    for found, bad_records in loaded:
         for record in bad_records:
             logger.warning("skipped %s: %s", record.path, record.reason)
             skipped.append(record)
-        for article in loaded:
+        for article in found:
             first_source = source_of_text.setdefault(article.content_hash, article.source)
             if first_source != article.source:
                 duplicate = SkippedFile(article.source, f"same text as {first_source}")

@@ -107,8 +107,24 @@ def main(verbose: bool) -> None:
     "milvus:///path/file.db (Milvus Lite) or http://host:19530 (a Milvus server; its token "
     "from MILVUS_TOKEN). Recorded in the index: later builds, ask and the page use it.",
 )
+@click.option(
+    "--ray",
+    "ray_address",
+    is_flag=False,
+    flag_value="",
+    default=None,
+    metavar="[ADDRESS]",
+    help="Read, chunk and embed on Ray: a local instance using every CPU here, or the "
+    "cluster at ADDRESS (ray://host:10001, or auto); every node must see the corpus "
+    "at the same path. The index is the same as a local build's.",
+)
 def build(
-    corpus: tuple[Path, ...], index_dir: Path, rebuild: bool, model: str | None, store: str | None
+    corpus: tuple[Path, ...],
+    index_dir: Path,
+    rebuild: bool,
+    model: str | None,
+    store: str | None,
+    ray_address: str | None,
 ) -> None:
     """Index the articles: clean, chunk, embed, and write a new index version atomically.
 
@@ -119,6 +135,9 @@ def build(
     Example:
       article-qa build --corpus corpus --corpus ~/news --index index
       article-qa build --store milvus:///srv/article-qa/vectors.db
+      article-qa build --ray ray://head-node:10001 --store http://milvus:19530
+
+    A build stopped while embedding keeps what it embedded: run it again to go on.
     """
     from tqdm import tqdm
 
@@ -139,10 +158,18 @@ def build(
     try:
         config = index_config(model) if model else None
         try:
-            report = build_index(
-                list(corpus), index_dir, config=config, rebuild=rebuild, progress=progress,
-                store=store,
-            )  # fmt: skip
+            if ray_address is None:
+                report = build_index(
+                    list(corpus), index_dir, config=config, rebuild=rebuild, progress=progress,
+                    store=store,
+                )  # fmt: skip
+            else:
+                from retrieval.distributed import build_on_cluster
+
+                report = build_on_cluster(
+                    list(corpus), index_dir, address=ray_address or None, config=config,
+                    rebuild=rebuild, progress=progress, store=store,
+                )  # fmt: skip
         except ValueError as error:  # an unknown --model
             raise UserError(str(error)) from None
     finally:

@@ -162,10 +162,10 @@ def model_dimension(name: str) -> int:
     return dimensions[name]
 
 
-def load_embedder(name: str) -> Embedder:
-    """The embedder a manifest names; the fake one only exists for tests."""
+def load_embedder(name: str, threads: int | None = None) -> Embedder:
+    """The embedder a manifest names (on `threads` threads); the fake one only exists for tests."""
     if name == MINILM_NAME:
-        return MiniLMEmbedder()
+        return MiniLMEmbedder(threads=threads)
     if name == FakeEmbedder.name:
         return FakeEmbedder()
     raise ValueError(f"unknown embedding model {name!r}")

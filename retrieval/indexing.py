@@ -26,10 +26,11 @@ from retrieval.articles import (
     load_articles,
     text_hash,
 )
-from retrieval.chunking import ChunkingConfig, chunk_article, split_sentences
+from retrieval.chunking import Chunk, ChunkingConfig, Sentence, chunk_article, split_sentences
 from retrieval.cleaning import CLEANER_VERSION
 from retrieval.embedding import MINILM_NAME, load_embedder, model_dimension
 from retrieval.errors import UserError
+from retrieval.resume import BLOCK, EmbeddingCache
 from retrieval.store import (
     FORMAT_VERSION,
     LOCAL_STORE,
@@ -47,6 +48,14 @@ log = logging.getLogger(__name__)
 
 # progress(stage, done, total): stage is "load", "embed" or "save".
 Progress = Callable[[str, int, int], None]
+# embed(items, done, tick): embed each (text hash, text) of `items`, handing every finished
+# batch to done(hashes, vectors) and counting texts with tick(n). Local by default;
+# `retrieval.distributed` does it on a Ray cluster.
+Embed = Callable[
+    [list[tuple[str, str]], Callable[[list[str], np.ndarray], None], Callable[[int], None]], None
+]
+# A load that has already chunked: each article's passages and sentences, by article id.
+Parts = dict[str, tuple[list[Chunk], list[Sentence]]]
 
 
 def index_config(model: str = MINILM_NAME, chunking: ChunkingConfig | None = None) -> IndexConfig:
@@ -203,7 +212,10 @@ def _build(
     report: Progress,
     started: float,
     store: str = LOCAL_STORE,
+    parts: Parts | None = None,
+    embed: Embed | None = None,
 ) -> BuildReport:
+    """The build proper, from loaded articles (`parts`: already chunked, else chunked here)."""
     report("load", len(loaded.articles), len(loaded.articles))
     previous = _previous(index_dir, config, rebuild)
     before = previous.manifest.articles if previous else {}
@@ -223,15 +235,23 @@ def _build(
             skipped=loaded.skipped, duplicates=loaded.duplicates,
         )  # fmt: skip
     articles = {article.id: article for article in loaded.articles}
-    chunks = [c for article in loaded.articles for c in chunk_article(article, config.chunking)]
-    sentences = [s for article in loaded.articles for s in split_sentences(article)]
+    if parts is None:
+        parts = {
+            article.id: (chunk_article(article, config.chunking), split_sentences(article))
+            for article in loaded.articles
+        }
+    chunks = [c for article in loaded.articles for c in parts[article.id][0]]
+    sentences = [s for article in loaded.articles for s in parts[article.id][1]]
     chunk_texts = [chunk.text for chunk in chunks]
     sentence_texts = [articles[s.article_id].text[s.start : s.end] for s in sentences]
     # Vectors are keyed by the hash of the text they embed: whatever article or file
     # a passage or sentence sits in now, if its text was embedded before, it is reused.
     known = _reusable(previous, chunk_texts + sentence_texts) if previous is not None else {}
     embedded = {text_hash(t) for t in chunk_texts + sentence_texts} - set(known)
-    known = _embed_new(chunk_texts + sentence_texts, known, config, report)
+    cache = EmbeddingCache(index_dir, config.model, config.dimension)
+    known = _embed_new(
+        chunk_texts + sentence_texts, known, report, cache, embed or local_embed(config.model)
+    )
     vectors = _stack(chunk_texts, known, config.dimension)
     sentence_vectors = _stack(sentence_texts, known, config.dimension)
     report("save", 0, 1)
@@ -255,6 +275,7 @@ def _build(
     save_version(
         index_dir, manifest, list(loaded.articles), chunks, vectors, sentences, sentence_vectors
     )
+    cache.clear()
     report("save", 1, 1)
     return BuildReport(
         index_dir=index_dir,
@@ -286,9 +307,17 @@ def _reusable(previous: StoredIndex, texts: list[str]) -> dict[str, np.ndarray]:
 
 
 def _embed_new(
-    texts: list[str], known: dict[str, np.ndarray], config: IndexConfig, report: Progress
+    texts: list[str],
+    known: dict[str, np.ndarray],
+    report: Progress,
+    cache: EmbeddingCache,
+    embed: Embed,
 ) -> dict[str, np.ndarray]:
-    """`known` plus vectors for the texts never embedded before (the model loads only then)."""
+    """`known` plus vectors for the texts never embedded before (the model loads only then).
+
+    What an unfinished build embedded (`cache`) is taken as it is; what is embedded now
+    goes to `cache` block by block, so a build killed half-way loses at most a block.
+    """
     missing: dict[str, str] = {}
     for text in texts:
         key = text_hash(text)
@@ -296,17 +325,52 @@ def _embed_new(
             missing.setdefault(key, text)
     if not missing:
         return known
-    embedder = load_embedder(config.model)
-    done = 0
+    saved = cache.load()
+    known = {**known, **{key: saved[key] for key in missing if key in saved}}
+    todo = [(key, text) for key, text in missing.items() if key not in known]
+    total, done = len(missing), len(missing) - len(todo)
+    report("embed", done, total)
+    if not todo:
+        return known
+    fresh: dict[str, np.ndarray] = {}
+    pending: list[tuple[str, np.ndarray]] = []
 
-    def advance(count: int) -> None:
+    def keep(keys: list[str], vectors: np.ndarray) -> None:
+        fresh.update(zip(keys, vectors, strict=True))
+        pending.extend(zip(keys, vectors, strict=True))
+        if len(pending) >= BLOCK:
+            flush()
+
+    def flush() -> None:
+        if pending:
+            cache.add([k for k, _ in pending], np.stack([v for _, v in pending]))
+            pending.clear()
+
+    def tick(count: int) -> None:
         nonlocal done
         done += count
-        report("embed", done, len(missing))
+        report("embed", done, total)
 
-    report("embed", 0, len(missing))
-    fresh = embedder.embed(list(missing.values()), progress=advance)
-    return {**known, **dict(zip(missing, fresh, strict=True))}
+    embed(todo, keep, tick)
+    flush()
+    return {**known, **fresh}
+
+
+def local_embed(model: str) -> Embed:
+    """Embedding in this process, in blocks, with the model `model` names."""
+
+    def embed(
+        items: list[tuple[str, str]],
+        done: Callable[[list[str], np.ndarray], None],
+        tick: Callable[[int], None],
+    ) -> None:
+        embedder = load_embedder(model)
+        for start in range(0, len(items), BLOCK):
+            block = items[start : start + BLOCK]
+            vectors = embedder.embed([text for _, text in block], progress=tick)
+            done([key for key, _ in block], vectors)
+
+    return embed
 
 
 def _stack(texts: list[str], known: dict[str, np.ndarray], dimension: int) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 from retrieval.indexing import BuildReport, build_index, index_config
@@ -39,3 +40,21 @@ def write_corpus(folder: Path, articles: dict[str, str] = ARTICLES) -> Path:
 
 def build_fake(corpus: Path, index: Path, **kwargs) -> BuildReport:
     return build_index([corpus], index, config=FAKE, **kwargs)
+
+
+def index_vectors(index) -> dict[str, tuple[list[int], object]]:
+    """Each vector set's keys (by article and place) and their vectors: to compare two builds."""
+    documents = index.documents
+    passages = [key for key, _ in documents.all_passages()]
+    sentences = [stored.key for stored in documents.all_sentences()]
+    return {
+        "passages": (passages, index.passages.get(passages)),
+        "sentences": (sentences, index.sentences.get(sentences)),
+    }
+
+
+def closed_port() -> int:
+    """A local port nothing listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]  # closed again when the block ends

@@ -4,7 +4,6 @@ and a store that cannot be reached met with one line and the previous index kept
 from __future__ import annotations
 
 import json
-import socket
 
 import pytest
 from click.testing import CliRunner
@@ -13,7 +12,7 @@ from retrieval.cli import main
 from retrieval.errors import UserError
 from retrieval.qa import QAEngine
 from retrieval.store import current_version, read_manifest, store_spec
-from tests.helpers import build_fake, write_corpus
+from tests.helpers import build_fake, closed_port, write_corpus
 
 pytest.importorskip("pymilvus", reason="pymilvus is not installed")
 
@@ -22,12 +21,6 @@ def collections(db) -> list[str]:
     from retrieval.milvus import connect
 
     return sorted(connect(str(db)).list_collections())
-
-
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]  # closed again when the block ends
 
 
 def test_an_index_on_milvus_lite_answers_like_a_local_one(tmp_path):
