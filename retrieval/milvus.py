@@ -9,6 +9,15 @@ embedded, one process at a time) and to a Milvus server or cluster (``uri`` is
 What a store saves into an index version is not vectors but where they are: a
 small JSON file naming the URI and the collection (`save` / `load`).
 
+An index keeps one collection per kind (passages, sentences) from build to build: each row
+also carries its article and the generations it was *born* and *died* in (0: alive), and
+a version searches only the rows alive in its generation. An incremental build inserts the
+rows of new or changed articles and marks the rows of removed ones dead, so its work is
+proportional to the change, while the live version, which never sees a newer generation,
+keeps answering until the switch. A build that fails takes its generation back; one that
+was killed is taken back by the next build before it starts. Dead rows are deleted for good
+one generation later, when no reader can still be on a version that sees them.
+
 Milvus itself does not refuse a primary key inserted twice (Lite replaces the
 row), nor say how many of the keys given to ``delete`` existed, so `add` and
 `delete` look the keys up first, as the seam's contract asks.
@@ -19,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import logging
 import os
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -31,6 +41,7 @@ from retrieval.errors import UserError
 from retrieval.vectors import _as_keys, _as_matrix
 
 KEY, VECTOR = "key", "vector"
+ARTICLE, BORN, DIED = "article", "born", "died"
 TOKEN_VARIABLE = "MILVUS_TOKEN"
 # Rows per insert call and keys per lookup: well under Milvus's message size limits.
 BATCH = 1000
@@ -96,19 +107,156 @@ def drop_collection(pointer: Path) -> None:
         client.drop_collection(place["collection"])
 
 
+def alive(generation: int) -> str:
+    """The filter of the rows a version of `generation` sees."""
+    return f"{BORN} <= {generation} and ({DIED} == 0 or {DIED} > {generation})"
+
+
+def read_pointer(pointer: Path) -> dict[str, Any]:
+    return json.loads(Path(pointer).read_text(encoding="utf-8"))
+
+
+def write_generation(
+    uri: str,
+    name: str,
+    previous: Path | None,
+    keys: Sequence[int],
+    vectors: np.ndarray,
+    articles: Sequence[str],
+    pointer: Path,
+) -> None:
+    """The vectors of a new version: `previous`'s collection brought up to date, or a new one.
+
+    `keys[i]` (of article `articles[i]`) is embedded by `vectors[i]`. With a previous
+    version on the same Milvus in the generation format, only the keys it lacks are
+    inserted and the keys it has that are gone are marked dead; otherwise a collection
+    named after `name` is made with every row. `pointer` is written first, so a build that
+    fails can take back what it did (`discard`).
+    """
+    from retrieval.store import atomic_write_text
+
+    before = read_pointer(previous) if previous is not None and previous.is_file() else None
+    incremental = before is not None and before.get("uri") == uri and "generation" in before
+    with unreachable(uri):
+        client = connect(uri)
+        if incremental and client.has_collection(before["collection"]):
+            collection, generation = before["collection"], int(before["generation"]) + 1
+            created = False
+        else:
+            collection, generation, created = collection_name(name), 1, True
+            _create_generations(client, collection, vectors.shape[1])
+        place = {"uri": uri, "collection": collection, "dimension": int(vectors.shape[1]),
+                 "generation": generation, "created": created}  # fmt: skip
+        atomic_write_text(Path(pointer), json.dumps(place) + "\n")
+        if not created:
+            _take_back(client, collection, generation - 1)
+            # Rows dead before the live generation: no reader sees them any more.
+            client.delete(collection, filter=f"{DIED} != 0 and {DIED} < {generation - 1}")
+        ids = _as_keys(keys)
+        existing = set() if created else _alive_keys(client, collection, generation - 1)
+        fresh = [i for i, key in enumerate(ids.tolist()) if key not in existing]
+        for start in range(0, len(fresh), BATCH):
+            rows = [
+                {KEY: int(ids[i]), VECTOR: vectors[i].tolist(), ARTICLE: articles[i],
+                 BORN: generation, DIED: 0}
+                for i in fresh[start : start + BATCH]
+            ]  # fmt: skip
+            client.insert(collection, rows)
+        gone = sorted(existing - set(ids.tolist()))
+        _set_died(client, collection, gone, generation)
+        client.flush(collection)
+
+
+def discard(pointer: Path) -> None:
+    """Take back what `write_generation` did for `pointer` (a build that failed)."""
+    place = read_pointer(pointer)
+    client = connect(place["uri"])
+    if not client.has_collection(place["collection"]):
+        return
+    if place.get("created", True):
+        client.drop_collection(place["collection"])
+    else:
+        _take_back(client, place["collection"], int(place["generation"]) - 1)
+        client.flush(place["collection"])
+
+
+def _create_generations(client: Any, collection: str, dimension: int) -> None:
+    from pymilvus import DataType, MilvusClient
+
+    if client.has_collection(collection):
+        client.drop_collection(collection)
+    schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+    schema.add_field(KEY, DataType.INT64, is_primary=True)
+    schema.add_field(VECTOR, DataType.FLOAT_VECTOR, dim=dimension)
+    schema.add_field(ARTICLE, DataType.VARCHAR, max_length=64)
+    schema.add_field(BORN, DataType.INT64)
+    schema.add_field(DIED, DataType.INT64)
+    index = client.prepare_index_params()
+    index.add_index(field_name=VECTOR, index_type="FLAT", metric_type="IP")
+    client.create_collection(collection, schema=schema, index_params=index)
+
+
+def _take_back(client: Any, collection: str, live: int) -> None:
+    """Undo any generation after `live`: its rows deleted, its deaths revived."""
+    client.delete(collection, filter=f"{BORN} > {live}")
+    revived = _rows(client, collection, f"{DIED} > {live}")
+    for row in revived:
+        row[DIED] = 0
+    for start in range(0, len(revived), BATCH):
+        client.upsert(collection, revived[start : start + BATCH])
+
+
+def _set_died(client: Any, collection: str, keys: Sequence[int], generation: int) -> None:
+    for start in range(0, len(keys), BATCH):
+        chunk = [int(k) for k in keys[start : start + BATCH]]
+        rows = client.get(collection, ids=chunk, output_fields=[KEY, VECTOR, ARTICLE, BORN, DIED])
+        rows = [{field: row[field] for field in (KEY, VECTOR, ARTICLE, BORN)} for row in rows]
+        for row in rows:
+            row[DIED] = generation
+        if rows:
+            client.upsert(collection, rows)
+
+
+def _rows(client: Any, collection: str, where: str, fields: Sequence[str] | None = None) -> list:
+    # Milvus Lite has no server timestamp to give the iterator, which says so each time.
+    logging.getLogger("pymilvus.client.iterator.query_iterator").setLevel(logging.ERROR)
+    iterator = client.query_iterator(
+        collection, batch_size=BATCH, filter=where,
+        output_fields=list(fields or (KEY, VECTOR, ARTICLE, BORN, DIED)),
+    )  # fmt: skip
+    rows: list[dict] = []
+    while batch := iterator.next():
+        rows += [dict(row) for row in batch]
+    iterator.close()
+    return rows
+
+
+def _alive_keys(client: Any, collection: str, generation: int) -> set[int]:
+    return {int(row[KEY]) for row in _rows(client, collection, alive(generation), [KEY])}
+
+
 class MilvusVectorStore:
     """Vectors in a Milvus collection, under the document store's record keys."""
 
     is_exact = True  # a FLAT index: every search reads every vector
 
     def __init__(
-        self, client: Any, uri: str, collection: str, dimension: int, read_only: bool = False
+        self,
+        client: Any,
+        uri: str,
+        collection: str,
+        dimension: int,
+        read_only: bool = False,
+        generation: int | None = None,
     ) -> None:
         self.client = client
         self.uri = uri
         self.collection = collection
         self.dimension = dimension
         self.read_only = read_only
+        # A version's view of a collection shared by generations (see the module's notes).
+        self.generation = generation
+        self.filter = alive(generation) if generation is not None else ""
 
     @classmethod
     def create(cls, uri: str, collection: str, dimension: int) -> MilvusVectorStore:
@@ -132,7 +280,7 @@ class MilvusVectorStore:
 
     @_one_line_errors
     def __len__(self) -> int:
-        rows = self.client.query(self.collection, output_fields=["count(*)"])
+        rows = self.client.query(self.collection, filter=self.filter, output_fields=["count(*)"])
         return int(rows[0]["count(*)"])
 
     def _present(self, ids: np.ndarray) -> list[int]:
@@ -180,6 +328,7 @@ class MilvusVectorStore:
             data=matrix.tolist(),
             limit=k,
             anns_field=VECTOR,
+            filter=self.filter,
             output_fields=[KEY],
             search_params={"metric_type": "IP"},
         )
@@ -205,12 +354,7 @@ class MilvusVectorStore:
     @_one_line_errors
     def items(self) -> tuple[np.ndarray, np.ndarray]:
         """Every (key, vector), in key order."""
-        iterator = self.client.query_iterator(self.collection, batch_size=BATCH,
-                                              output_fields=[KEY, VECTOR])  # fmt: skip
-        rows: list[dict] = []
-        while batch := iterator.next():
-            rows += batch
-        iterator.close()
+        rows = _rows(self.client, self.collection, self.filter, [KEY, VECTOR])
         rows.sort(key=lambda row: row[KEY])
         keys = np.array([row[KEY] for row in rows], dtype=np.int64)
         vectors = np.array([row[VECTOR] for row in rows], dtype=np.float32)
@@ -220,7 +364,13 @@ class MilvusVectorStore:
     def save(self, path: Path) -> None:
         """Flush the collection and write where it is to `path` (JSON)."""
         self.client.flush(self.collection)
-        place = {"uri": self.uri, "collection": self.collection, "dimension": self.dimension}
+        place: dict[str, Any] = {
+            "uri": self.uri,
+            "collection": self.collection,
+            "dimension": self.dimension,
+        }
+        if self.generation is not None:
+            place["generation"] = self.generation
         from retrieval.store import atomic_write_text
 
         atomic_write_text(Path(path), json.dumps(place) + "\n")
@@ -240,4 +390,8 @@ class MilvusVectorStore:
         if not client.has_collection(place["collection"]):
             raise OSError(f"Milvus at {place['uri']} has no collection {place['collection']!r}")
         client.load_collection(place["collection"])
-        return cls(client, place["uri"], place["collection"], dimension, read_only=not writable)
+        generation = place.get("generation")
+        return cls(
+            client, place["uri"], place["collection"], dimension,
+            read_only=not writable or generation is not None, generation=generation,
+        )  # fmt: skip

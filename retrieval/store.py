@@ -356,12 +356,21 @@ def save_version(
                 manifest.dimension, encoding or sentence_encoding(len(sentences)),
             )  # fmt: skip
         else:
-            from retrieval.milvus import write_collection
+            from retrieval.milvus import write_generation
 
-            write_collection(manifest.store, f"{name}_passages", passage_keys, vectors,
-                             staging / MILVUS_VECTORS_FILE)  # fmt: skip
-            write_collection(manifest.store, f"{name}_sentences", sentence_keys,
-                             sentence_vectors, staging / MILVUS_SENTENCES_FILE)  # fmt: skip
+            # The live version's collections, brought up to date: only what changed is
+            # written (or new collections, for a first build on this Milvus).
+            live = _live_version(index_dir)
+            for kind, keys, matrix, owners, pointer in (
+                ("passages", passage_keys, vectors, [c.article_id for c in chunks],
+                 MILVUS_VECTORS_FILE),
+                ("sentences", sentence_keys, sentence_vectors,
+                 [s.article_id for s in sentences], MILVUS_SENTENCES_FILE),
+            ):  # fmt: skip
+                write_generation(
+                    manifest.store, f"{name}_{kind}", live / pointer if live else None,
+                    keys, matrix, owners, staging / pointer,
+                )  # fmt: skip
         titles = {article.id: article.title for article in articles}
         Bm25Store.build(
             [passage_key(c) for c in chunks], [f"{titles[c.article_id]}\n{c.text}" for c in chunks]
@@ -373,7 +382,7 @@ def save_version(
         os.rename(staging, final)
         _fsync_dir(versions)
     except BaseException:
-        drop_collections(staging)
+        discard_collections(staging)
         shutil.rmtree(staging, ignore_errors=True)
         raise
     atomic_write_text(index_dir / CURRENT_FILE, name + "\n")
@@ -389,24 +398,65 @@ def _remove_old_versions(index_dir: Path, keep: set[str], spare: int = 1) -> Non
         key=lambda p: p.name,
         reverse=True,
     )
+    kept = old[:spare] + [versions / name for name in keep]
+    in_use = {place for version in kept for place in _collections(version)}
     for stale in old[spare:]:
-        drop_collections(stale)
+        drop_collections(stale, in_use)
         shutil.rmtree(stale, ignore_errors=True)
-    # Leftovers of builds that were killed before their switch.
+    # Leftovers of builds that were killed before their switch (the next build on the same
+    # collections has already taken back what they wrote: `milvus.write_generation`).
     for partial in versions.glob(".partial-*"):
-        drop_collections(partial)
+        drop_collections(partial, in_use)
         shutil.rmtree(partial, ignore_errors=True)
 
 
-def drop_collections(version: Path) -> None:
-    """Drop the Milvus collections a version (or a failed build's staging) names, if any."""
-    pointers = [version / f for f in (MILVUS_VECTORS_FILE, MILVUS_SENTENCES_FILE)]
-    if any(p.is_file() for p in pointers):
+def _live_version(index_dir: Path) -> Path | None:
+    try:
+        return current_version(index_dir)
+    except UserError:
+        return None
+
+
+def _pointers(version: Path) -> list[Path]:
+    return [p for p in (version / MILVUS_VECTORS_FILE, version / MILVUS_SENTENCES_FILE)
+            if p.is_file()]  # fmt: skip
+
+
+def _collections(version: Path) -> set[tuple[str, str]]:
+    """(uri, collection) of the Milvus collections a version names."""
+    return {place for place in map(_collections_of, _pointers(version)) if place is not None}
+
+
+def drop_collections(version: Path, in_use: set[tuple[str, str]] = frozenset()) -> None:
+    """Drop the Milvus collections a version names that no version in `in_use` still names."""
+    pointers = _pointers(version)
+    if pointers:
         from retrieval.milvus import drop_collection
 
-        for pointer in pointers:
+        for pointer, place in zip(pointers, map(_collections_of, pointers), strict=True):
+            if place in in_use:
+                continue
             with contextlib.suppress(Exception):  # best effort: a leftover costs only space
                 drop_collection(pointer)
+
+
+def _collections_of(pointer: Path) -> tuple[str, str] | None:
+    try:
+        place = json.loads(pointer.read_text(encoding="utf-8"))
+        return (place["uri"], place["collection"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def discard_collections(staging: Path) -> None:
+    """Take back what a failed build wrote to Milvus (see `milvus.discard`)."""
+    pointers = _pointers(staging)
+    if pointers:
+        from retrieval.milvus import discard
+
+        for pointer in pointers:
+            with contextlib.suppress(Exception):  # best effort: the next build takes it back
+                discard(pointer)
 
 
 @contextlib.contextmanager

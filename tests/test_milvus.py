@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from retrieval.cli import main
 from retrieval.errors import UserError
 from retrieval.qa import QAEngine
-from retrieval.store import current_version, read_manifest, store_spec
+from retrieval.store import current_version, load_index, read_manifest, store_spec
 from tests.helpers import build_fake, closed_port, write_corpus
 
 pytest.importorskip("pymilvus", reason="pymilvus is not installed")
@@ -42,25 +42,99 @@ def test_an_index_on_milvus_lite_answers_like_a_local_one(tmp_path):
         assert [h.chunk.id for h in a.passages] == [h.chunk.id for h in b.passages]
 
 
-def test_rebuilds_keep_the_store_and_drop_the_collections_of_old_versions(tmp_path):
+def rows(db, collection, where=""):
+    """Every row of a collection, dead or alive: key, article, born, died."""
+    from retrieval.milvus import _rows, connect
+
+    return _rows(connect(str(db)), collection, where, ["key", "article", "born", "died"])
+
+
+def live_collection(index) -> str:
+    return json.loads((current_version(index) / "passages.milvus.json").read_text())["collection"]
+
+
+def test_incremental_builds_write_only_what_changed_into_the_same_collections(tmp_path):
     corpus = write_corpus(tmp_path / "corpus")
     db = tmp_path / "vectors.db"
     index = tmp_path / "index"
     build_fake(corpus, index, store=f"milvus://{db}")
-    assert len(collections(db)) == 2  # passages and sentences
-    for number in range(3):
-        (corpus / f"note{number}.txt").write_text(
-            f"Note {number}\n\nThe council met {number} times about the bridge.\n",
-            encoding="utf-8",
-        )
-        build_fake(corpus, index)  # no --store: the index's own
+    first = collections(db)
+    assert len(first) == 2  # passages and sentences
+    passages = live_collection(index)
+    assert {r["born"] for r in rows(db, passages)} == {1}
+    before = len(rows(db, passages))
+
+    (corpus / "note.txt").write_text(
+        "Council notes\n\nThe council met 7 times about the bridge.\n", encoding="utf-8"
+    )
+    build_fake(corpus, index)  # no --store: the index's own
     assert read_manifest(index).store == str(db)
-    # The live version and one spare for readers still on it: two versions' collections.
-    assert len(collections(db)) == 4
-    live = json.loads((current_version(index) / "passages.milvus.json").read_text())
-    assert live["collection"] in collections(db)
+    assert collections(db) == first and live_collection(index) == passages
+    added = [r for r in rows(db, passages) if r["born"] == 2]
+    assert len(added) == 1 and len(rows(db, passages)) == before + 1  # only the new passage
     engine = QAEngine.open(index)
-    assert engine.ask("How many times did the council meet?", threshold=0.0).answer is not None
+    answer = engine.ask("How many times did the council meet?", threshold=0.0).answer
+    assert answer.text.startswith("7")
+
+    harbour = load_index(index).documents.find_articles("Harbour ferry")[0][0]
+    (corpus / "harbour.txt").unlink()
+    build_fake(corpus, index)
+    dead = rows(db, passages, "died != 0")
+    assert {r["article"] for r in dead} == {harbour.id}
+    assert {r["died"] for r in dead} == {3}
+    stored = load_index(index)
+    assert len(stored.passages) == stored.manifest.passages  # the version sees the living only
+    hits = QAEngine.open(index).ask("Who steered the ferry?", threshold=0.0).passages
+    assert hits and all(hit.article.id != harbour.id for hit in hits)
+
+    # Two generations later no reader can see the dead rows: they are deleted for good.
+    for number in range(2):
+        (corpus / f"extra{number}.txt").write_text(
+            f"Extra {number}\n\nThe market opened {number} stalls.\n", encoding="utf-8"
+        )
+        build_fake(corpus, index)
+    assert rows(db, passages, "died != 0") == []
+    assert collections(db) == first
+
+
+def test_a_failed_milvus_build_takes_its_generation_back(tmp_path, monkeypatch):
+    from retrieval import milvus
+
+    corpus = write_corpus(tmp_path / "corpus")
+    db = tmp_path / "vectors.db"
+    index = tmp_path / "index"
+    build_fake(corpus, index, store=f"milvus://{db}")
+    passages = live_collection(index)
+    before = sorted((r["key"], r["born"], r["died"]) for r in rows(db, passages))
+    (corpus / "orchard.txt").unlink()
+    (corpus / "note.txt").write_text("Council notes\n\nThe council met 7 times.\n")
+    real = milvus.write_generation
+    calls = []
+
+    def fail_on_sentences(*args, **kwargs):
+        calls.append(args[1])
+        real(*args, **kwargs)  # the passages, then the sentences, are written...
+        if len(calls) % 2 == 0:
+            raise RuntimeError("killed")  # ...and the build dies before its switch
+
+    monkeypatch.setattr(milvus, "write_generation", fail_on_sentences)
+    with pytest.raises(RuntimeError, match="killed"):
+        build_fake(corpus, index)
+    assert sorted((r["key"], r["born"], r["died"]) for r in rows(db, passages)) == before
+    stored = load_index(index)
+    assert len(stored.passages) == stored.manifest.passages
+
+    # A build killed outright (nothing taken back) is taken back by the next one.
+    monkeypatch.setattr("retrieval.store.discard_collections", lambda staging: None)
+    with pytest.raises(RuntimeError, match="killed"):
+        build_fake(corpus, index)
+    assert any(r["born"] == 2 for r in rows(db, passages))
+    monkeypatch.setattr(milvus, "write_generation", real)
+    build_fake(corpus, index)
+    after = rows(db, passages)
+    assert {r["born"] for r in after} == {1, 2} and {r["died"] for r in after} == {0, 2}
+    stored = load_index(index)
+    assert len(stored.passages) == stored.manifest.passages
 
 
 def test_an_unreachable_milvus_is_one_line_and_the_previous_index_stays(tmp_path):
