@@ -52,6 +52,9 @@ def connect(uri: str) -> Any:
     """A client for `uri`: a Milvus Lite file, or a server with the token from the environment."""
     from pymilvus import MilvusClient
 
+    # Milvus Lite logs a whole traceback when another process holds its file; `unreachable`
+    # says what happened, and what to do, in one line.
+    logging.getLogger("milvus_lite.server_manager").setLevel(logging.CRITICAL)
     return MilvusClient(uri=uri, token=os.environ.get(TOKEN_VARIABLE, ""), timeout=CONNECT_SECONDS)
 
 
@@ -64,6 +67,13 @@ def unreachable(uri: str) -> Iterator[None]:
         yield
     except MilvusException as error:
         message = getattr(error, "message", "") or str(error)
+        if uri.endswith(".db") and "open local milvus failed" in message.lower():
+            raise UserError(
+                f"the Milvus Lite file {uri} is open in another process (the page, or a "
+                "build): Lite lets one process at a time use it. Stop that process, or serve "
+                f"the file to all of them with `milvus-lite server --data-dir {uri} --port "
+                "19530` and use --store http://127.0.0.1:19530"
+            ) from None
         raise UserError(f"the Milvus store at {uri} failed: {message.splitlines()[0]}") from None
 
 

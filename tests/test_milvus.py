@@ -197,3 +197,30 @@ def test_eval_runs_on_milvus_and_leaves_no_collection_behind(tmp_path):
     for metric in ("recall@5", "exact_match", "f1"):
         assert on_milvus["system"][metric] == local["system"][metric]
     assert collections(db) == []
+
+
+def test_a_lite_file_open_in_another_process_says_how_to_share_it(tmp_path):
+    import subprocess
+    import sys
+
+    db = tmp_path / "vectors.db"
+    # Another process (as the page would) builds the index and keeps the file open.
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import time; from pathlib import Path; "
+         "from tests.helpers import build_fake, write_corpus; "
+         f"build_fake(write_corpus(Path({str(tmp_path)!r}) / 'corpus'), "
+         f"Path({str(tmp_path)!r}) / 'index', store='milvus://{db}'); "
+         "print('open', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        with pytest.raises(UserError) as caught:
+            QAEngine.open(tmp_path / "index")
+    finally:
+        holder.kill()
+        holder.wait()
+    message = str(caught.value)
+    assert message.startswith(f"the Milvus Lite file {db} is open in another process")
+    assert f"milvus-lite server --data-dir {db}" in message and "\n" not in message
