@@ -42,6 +42,16 @@ from retrieval.vectors import _as_keys, _as_matrix
 
 KEY, VECTOR = "key", "vector"
 ARTICLE, BORN, DIED = "article", "born", "died"
+# The passages' collection also holds each passage's text (with its article's title) and the
+# sparse BM25 vector Milvus makes of it, for the lexical side of hybrid search.
+TEXT, SPARSE = "text", "sparse"
+# Lower case, English stop words dropped, Snowball stems: what bm25s does locally.
+ANALYZER = {
+    "tokenizer": "standard",
+    "filter": ["lowercase", {"type": "stop", "stop_words": ["_english_"]},
+               {"type": "stemmer", "language": "english"}],
+}  # fmt: skip
+MAX_TEXT = 65535
 TOKEN_VARIABLE = "MILVUS_TOKEN"
 # Rows per insert call and keys per lookup: well under Milvus's message size limits.
 BATCH = 1000
@@ -134,8 +144,12 @@ def write_generation(
     vectors: np.ndarray,
     articles: Sequence[str],
     pointer: Path,
+    texts: Sequence[str] | None = None,
 ) -> None:
     """The vectors of a new version: `previous`'s collection brought up to date, or a new one.
+
+    With `texts` (the passages'), each row also holds its text, and Milvus keeps BM25 over
+    them (`MilvusLexicalStore`).
 
     `keys[i]` (of article `articles[i]`) is embedded by `vectors[i]`. With a previous
     version on the same Milvus in the generation format, only the keys it lacks are
@@ -146,7 +160,14 @@ def write_generation(
     from retrieval.store import atomic_write_text
 
     before = read_pointer(previous) if previous is not None and previous.is_file() else None
-    incremental = before is not None and before.get("uri") == uri and "generation" in before
+    lexical = texts is not None
+    incremental = (
+        before is not None
+        and before.get("uri") == uri
+        and "generation" in before
+        and bool(before.get("lexical")) == lexical
+    )
+    fields = _fields(lexical)
     with unreachable(uri):
         client = connect(uri)
         if incremental and client.has_collection(before["collection"]):
@@ -154,12 +175,12 @@ def write_generation(
             created = False
         else:
             collection, generation, created = collection_name(name), 1, True
-            _create_generations(client, collection, vectors.shape[1])
+            _create_generations(client, collection, vectors.shape[1], lexical)
         place = {"uri": uri, "collection": collection, "dimension": int(vectors.shape[1]),
-                 "generation": generation, "created": created}  # fmt: skip
+                 "generation": generation, "created": created, "lexical": lexical}  # fmt: skip
         atomic_write_text(Path(pointer), json.dumps(place) + "\n")
         if not created:
-            _take_back(client, collection, generation - 1)
+            _take_back(client, collection, generation - 1, fields)
             # Rows dead before the live generation: no reader sees them any more.
             client.delete(collection, filter=f"{DIED} != 0 and {DIED} < {generation - 1}")
         ids = _as_keys(keys)
@@ -168,12 +189,13 @@ def write_generation(
         for start in range(0, len(fresh), BATCH):
             rows = [
                 {KEY: int(ids[i]), VECTOR: vectors[i].tolist(), ARTICLE: articles[i],
-                 BORN: generation, DIED: 0}
+                 BORN: generation, DIED: 0,
+                 **({TEXT: texts[i][:MAX_TEXT]} if texts is not None else {})}
                 for i in fresh[start : start + BATCH]
             ]  # fmt: skip
             client.insert(collection, rows)
         gone = sorted(existing - set(ids.tolist()))
-        _set_died(client, collection, gone, generation)
+        _set_died(client, collection, gone, generation, fields)
         client.flush(collection)
 
 
@@ -186,12 +208,18 @@ def discard(pointer: Path) -> None:
     if place.get("created", True):
         client.drop_collection(place["collection"])
     else:
-        _take_back(client, place["collection"], int(place["generation"]) - 1)
+        fields = _fields(bool(place.get("lexical")))
+        _take_back(client, place["collection"], int(place["generation"]) - 1, fields)
         client.flush(place["collection"])
 
 
-def _create_generations(client: Any, collection: str, dimension: int) -> None:
-    from pymilvus import DataType, MilvusClient
+def _fields(lexical: bool) -> tuple[str, ...]:
+    """The fields a row is written with (Milvus makes the BM25 vector itself)."""
+    return (KEY, VECTOR, ARTICLE, BORN, DIED) + ((TEXT,) if lexical else ())
+
+
+def _create_generations(client: Any, collection: str, dimension: int, lexical: bool) -> None:
+    from pymilvus import DataType, Function, FunctionType, MilvusClient
 
     if client.has_collection(collection):
         client.drop_collection(collection)
@@ -203,24 +231,36 @@ def _create_generations(client: Any, collection: str, dimension: int) -> None:
     schema.add_field(DIED, DataType.INT64)
     index = client.prepare_index_params()
     index.add_index(field_name=VECTOR, index_type="FLAT", metric_type="IP")
+    if lexical:
+        schema.add_field(TEXT, DataType.VARCHAR, max_length=MAX_TEXT, enable_analyzer=True,
+                         analyzer_params=ANALYZER)  # fmt: skip
+        schema.add_field(SPARSE, DataType.SPARSE_FLOAT_VECTOR)
+        bm25 = Function(
+            name="bm25", function_type=FunctionType.BM25,
+            input_field_names=[TEXT], output_field_names=[SPARSE],
+        )  # fmt: skip
+        schema.add_function(bm25)
+        index.add_index(field_name=SPARSE, index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
     client.create_collection(collection, schema=schema, index_params=index)
 
 
-def _take_back(client: Any, collection: str, live: int) -> None:
+def _take_back(client: Any, collection: str, live: int, fields: Sequence[str]) -> None:
     """Undo any generation after `live`: its rows deleted, its deaths revived."""
     client.delete(collection, filter=f"{BORN} > {live}")
-    revived = _rows(client, collection, f"{DIED} > {live}")
+    revived = _rows(client, collection, f"{DIED} > {live}", fields)
     for row in revived:
         row[DIED] = 0
     for start in range(0, len(revived), BATCH):
         client.upsert(collection, revived[start : start + BATCH])
 
 
-def _set_died(client: Any, collection: str, keys: Sequence[int], generation: int) -> None:
+def _set_died(
+    client: Any, collection: str, keys: Sequence[int], generation: int, fields: Sequence[str]
+) -> None:
     for start in range(0, len(keys), BATCH):
         chunk = [int(k) for k in keys[start : start + BATCH]]
-        rows = client.get(collection, ids=chunk, output_fields=[KEY, VECTOR, ARTICLE, BORN, DIED])
-        rows = [{field: row[field] for field in (KEY, VECTOR, ARTICLE, BORN)} for row in rows]
+        rows = client.get(collection, ids=chunk, output_fields=list(fields))
+        rows = [{field: row[field] for field in fields} for row in rows]
         for row in rows:
             row[DIED] = generation
         if rows:
@@ -405,3 +445,50 @@ class MilvusVectorStore:
             client, place["uri"], place["collection"], dimension,
             read_only=not writable or generation is not None, generation=generation,
         )  # fmt: skip
+
+
+class MilvusLexicalStore:
+    """BM25 over the passages' texts in their Milvus collection (the lexical-store seam).
+
+    Milvus returns the best first; its BM25 distances are positive on a server and negative
+    in Milvus Lite, so the score kept is their magnitude, which orders the same either way.
+    """
+
+    def __init__(self, client: Any, uri: str, collection: str, generation: int) -> None:
+        self.client = client
+        self.uri = uri
+        self.collection = collection
+        self.filter = alive(generation)
+
+    @classmethod
+    def load(cls, pointer: Path) -> MilvusLexicalStore:
+        place = read_pointer(pointer)
+        if not place.get("lexical"):
+            raise OSError(f"{Path(pointer).name} names a collection without passage texts")
+        client = connect(place["uri"])
+        client.load_collection(place["collection"])
+        return cls(client, place["uri"], place["collection"], int(place["generation"]))
+
+    @_one_line_errors
+    def __len__(self) -> int:
+        rows = self.client.query(self.collection, filter=self.filter, output_fields=["count(*)"])
+        return int(rows[0]["count(*)"])
+
+    @_one_line_errors
+    def search(self, queries: Sequence[str], k: int) -> list[dict[int, float]]:
+        wanted = [q for q in queries if q.strip()]
+        found = iter(
+            self.client.search(
+                self.collection, data=wanted, anns_field=SPARSE, limit=k, filter=self.filter,
+                search_params={"metric_type": "BM25"}, output_fields=[KEY],
+            ) if wanted and k > 0 else []
+        )  # fmt: skip
+        results: list[dict[int, float]] = []
+        for query in queries:
+            hits = next(found) if query.strip() and k > 0 else []
+            scores = {int(hit[KEY]): abs(float(hit["distance"])) for hit in list(hits)[:k]}
+            results.append({key: score for key, score in scores.items() if score > 0})
+        return results
+
+    def save(self, path: Path) -> None:
+        """Nothing to write: the passages' pointer file says where the texts are."""

@@ -205,7 +205,7 @@ def load_index(index_dir: Path, expected: IndexConfig | None = None) -> StoredIn
     try:
         documents = DocumentStore.open(version / DOCUMENTS_FILE)
         passages, sentences = _open_vectors(version, manifest)
-        lexical = Bm25Store.load(version / LEXICAL_DIR)
+        lexical = _open_lexical(version, manifest)
     except (OSError, ValueError, KeyError, TypeError, RuntimeError, sqlite3.Error) as error:
         raise UserError(
             f"index at {index_dir} is damaged ({type(error).__name__} while reading "
@@ -237,6 +237,16 @@ def _open_vectors(version: Path, manifest: Manifest) -> tuple[VectorStore, Vecto
             MilvusVectorStore.load(version / MILVUS_VECTORS_FILE, manifest.dimension),
             MilvusVectorStore.load(version / MILVUS_SENTENCES_FILE, manifest.dimension),
         )
+
+
+def _open_lexical(version: Path, manifest: Manifest) -> LexicalStore:
+    """BM25 saved in the version, or, for a Milvus store that has them, the passages' texts."""
+    if manifest.store == LOCAL_STORE or (version / LEXICAL_DIR).is_dir():
+        return Bm25Store.load(version / LEXICAL_DIR)
+    from retrieval.milvus import MilvusLexicalStore, unreachable
+
+    with unreachable(manifest.store):
+        return MilvusLexicalStore.load(version / MILVUS_VECTORS_FILE)
 
 
 def store_spec(spec: str) -> str:
@@ -361,20 +371,22 @@ def save_version(
             # The live version's collections, brought up to date: only what changed is
             # written (or new collections, for a first build on this Milvus).
             live = _live_version(index_dir)
-            for kind, keys, matrix, owners, pointer in (
+            titles = {article.id: article.title for article in articles}
+            for kind, keys, matrix, owners, pointer, texts in (
                 ("passages", passage_keys, vectors, [c.article_id for c in chunks],
-                 MILVUS_VECTORS_FILE),
+                 MILVUS_VECTORS_FILE, [f"{titles[c.article_id]}\n{c.text}" for c in chunks]),
                 ("sentences", sentence_keys, sentence_vectors,
-                 [s.article_id for s in sentences], MILVUS_SENTENCES_FILE),
+                 [s.article_id for s in sentences], MILVUS_SENTENCES_FILE, None),
             ):  # fmt: skip
                 write_generation(
                     manifest.store, f"{name}_{kind}", live / pointer if live else None,
-                    keys, matrix, owners, staging / pointer,
+                    keys, matrix, owners, staging / pointer, texts,
                 )  # fmt: skip
-        titles = {article.id: article.title for article in articles}
-        Bm25Store.build(
-            [passage_key(c) for c in chunks], [f"{titles[c.article_id]}\n{c.text}" for c in chunks]
-        ).save(staging / LEXICAL_DIR)
+        if manifest.store == LOCAL_STORE:  # (Milvus keeps BM25 over the passages itself)
+            titles = {article.id: article.title for article in articles}
+            Bm25Store.build(
+                passage_keys, [f"{titles[c.article_id]}\n{c.text}" for c in chunks]
+            ).save(staging / LEXICAL_DIR)
         # The manifest goes last: a version with a manifest is a complete one.
         atomic_write_text(staging / MANIFEST_FILE, json.dumps(asdict(manifest), indent=2))
         _fsync_dir(staging)

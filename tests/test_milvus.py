@@ -224,3 +224,28 @@ def test_a_lite_file_open_in_another_process_says_how_to_share_it(tmp_path):
     message = str(caught.value)
     assert message.startswith(f"the Milvus Lite file {db} is open in another process")
     assert f"milvus-lite server --data-dir {db}" in message and "\n" not in message
+
+
+def test_bm25_runs_inside_milvus_over_the_living_passages(tmp_path):
+    from retrieval.milvus import MilvusLexicalStore
+    from retrieval.store import LEXICAL_DIR
+
+    corpus = write_corpus(tmp_path / "corpus")
+    db = tmp_path / "vectors.db"
+    index = tmp_path / "index"
+    build_fake(corpus, index, store=f"milvus://{db}")
+    stored = load_index(index)
+    assert isinstance(stored.lexical, MilvusLexicalStore)
+    assert not (current_version(index) / LEXICAL_DIR).exists()  # no bm25s copy beside it
+    assert len(stored.lexical) == stored.manifest.passages
+    (found,) = stored.lexical.search(["Who steered the ferry?"], 5)
+    best = max(found, key=found.get)
+    assert "steered the ferry" in stored.documents.passages([best])[best].text
+    assert stored.lexical.search(["", "zzzz qqqq"], 5) == [{}, {}]
+    # A removed article's passages are no longer found, though its rows wait to be deleted.
+    (corpus / "harbour.txt").unlink()
+    build_fake(corpus, index)
+    stored = load_index(index)
+    (after,) = stored.lexical.search(["Who steered the ferry?"], 5)
+    assert best not in after
+    assert len(stored.lexical) == stored.manifest.passages
