@@ -370,7 +370,7 @@ def question_names(question: str) -> set[str]:
 
 
 def names_found(names: set[str], passage: str) -> float:
-    """The share of the question's names and numbers that the passage holds (1 when none)."""
+    """The share of the question's names and numbers that `passage` holds (1 when none)."""
     if not names:
         return 1.0
     present = {w.lower() for w in words(passage)}
@@ -539,7 +539,9 @@ class Answerer:
                 "span_prob": span.probability,
                 # How many other passages read point at the same words.
                 "agreement": float(sum(t == texts[rank] for t in texts) - 1 if texts[rank] else 0),
-                "names": names_found(names, hit.chunk.text),
+                # The article's title counts: "the Alpine tunnel" is about the article
+                # titled "New Alpine rail tunnel…", though its passage says "the Alps".
+                "names": names_found(names, f"{hit.article.title}\n{hit.chunk.text}"),
             }
             candidates.append(ReadCandidate(hit, sentence, start, end, features))
         return candidates

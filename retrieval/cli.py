@@ -686,6 +686,8 @@ def eval_build(articles_file: Path, extra_file: Path, repeats: int, json_out: Pa
               help="Distractor noise: Gaussian, or along real vectors' differences.")  # fmt: skip
 @click.option("--keep", type=click.Path(file_okay=False, path_type=Path),
               help="Keep the built indexes in this folder.")  # fmt: skip
+@click.option("--store", default=None, metavar="STORE",
+              help="Where the vectors go, as for build (milvus:///path/file.db...).")  # fmt: skip
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path))
 def eval_scale(
     sizes: tuple[int, ...],
@@ -696,6 +698,7 @@ def eval_scale(
     workdir: Path | None,
     noise: str,
     keep: Path | None,
+    store: str | None,
     json_out: Path | None,
 ) -> None:
     """Hide the 48 evaluation articles among synthetic passages and time the index at that size.
@@ -709,8 +712,10 @@ def eval_scale(
     \b
     Example:
       article-qa eval-scale --passages 100000 --questions 200 --json scale.json
+      article-qa eval-scale --passages 100000 --store milvus:///tmp/scale.db
     """
     from retrieval.bench.scale import format_scale_table, scale_benchmark
+    from retrieval.store import store_spec
 
     files = [data_dir / "squad-dev-tune.json", data_dir / "squad-dev-test.json"]
     for path in files:
@@ -720,6 +725,7 @@ def eval_scale(
         files, files[1], sizes, n_questions, seed,
         log=lambda line: click.echo(line, err=True), workdir=workdir,
         sentence_encodings=sentence_encodings, keep=keep, noise=noise,
+        store=store_spec(store) if store else None,
     )  # fmt: skip
     click.echo(format_scale_table(rows))
     if json_out is not None:

@@ -68,6 +68,14 @@ def connect(uri: str) -> Any:
     return MilvusClient(uri=uri, token=os.environ.get(TOKEN_VARIABLE, ""), timeout=CONNECT_SECONDS)
 
 
+def release(uri: str) -> None:
+    """Let go of a Milvus Lite file this process opened, so another process may open it."""
+    if uri.endswith(".db"):
+        from milvus_lite.server_manager import server_manager_instance
+
+        server_manager_instance.release_server(uri)
+
+
 @contextlib.contextmanager
 def unreachable(uri: str) -> Iterator[None]:
     """Milvus's connection and server errors as one line that names the store."""

@@ -140,6 +140,9 @@ _ASKS = (
                          r"|\bwhat (?:is|was|were|are) the (price|cost|fee|budget|salary)\b")),
     ("length", re.compile(r"\bhow (far|tall|deep|wide)\b|\bwhat (distance|length|height|depth)\b")),
     ("share", re.compile(r"\bwhat (percentage|percent|proportion|share|fraction)\b")),
+    ("time", re.compile(r"\bhow long\b.*\b(take|takes|took|taken|taking|last|lasts|lasted|"
+                        r"spend|spends|spent)\b|\bhow many (seconds|minutes|hours|days|weeks|"
+                        r"months|years|decades|centuries)\b")),
 )  # fmt: skip
 _CHANGE = re.compile(
     r"\b(increase|increased|rise|rose|risen|grow|grew|grown|fall|fell|fallen|drop|dropped|"

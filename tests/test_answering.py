@@ -155,3 +155,16 @@ def test_a_span_of_another_kind_of_quantity_is_never_the_answer(small_index):
     answer = answerer.answer(cost, FakeEmbedder().embed([cost])[0], hits)
     assert answer.text == "2.3 million"
     assert answer.score > 0.0
+
+
+def test_a_name_of_the_question_counts_when_the_article_title_holds_it(small_index):
+    # "Students" is only in the title ("Students name a new asteroid"); the passage says
+    # "Pupils". The title is part of the article: the name is found.
+    answerer = _answerer(small_index, WordReader("3 kilometers"))
+    question = "How wide is the asteroid the Students named?"
+    vector = FakeEmbedder().embed([question])[0]
+    hits = Searcher(small_index, FakeEmbedder()).search(question, top_k=3)
+    sentences = answerer.score_sentences(question, vector, hits)
+    (candidate,) = answerer.read_candidates(question, hits, sentences)
+    assert "Students" not in candidate.hit.chunk.text
+    assert candidate.features["names"] == 1.0

@@ -73,6 +73,8 @@ def test_no_rule_changes_nothing():
         ("How much did the comet cost?", "about 640 million kilometers", True),
         ("How far is the asteroid from the Sun?", "57 percent", True),
         ("What percentage of the coral was bleached?", "4 million euros", True),
+        ("How long did it take the crew to cross the bay?", "five kilometers", True),
+        ("How many years did the repair take?", "2.3 million pounds", True),
         # The asked kind, or no unit at all: never wrong here.
         ("How much did the repair cost?", "2.3 million pounds", False),
         ("How much did the repair cost?", "2.3 million", False),
@@ -81,6 +83,8 @@ def test_no_rule_changes_nothing():
         ("How many visitors came?", "12,000 kilometers", False),
         ("How much did the price of oil increase?", "two percent per year", False),
         ("How long did the crossing take?", "forty minutes", False),
+        ("How long did the crossing take?", "2:05:41", False),
+        ("How long is the tunnel?", "41.6 kilometers", False),
     ],
 )  # fmt: skip
 def test_a_quantity_of_another_kind_than_asked_is_wrong(question, span, wrong):

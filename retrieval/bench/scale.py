@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Literal
 
@@ -71,10 +71,12 @@ def scale_benchmark(
     sentence_encodings: Sequence[str] = (),
     keep: Path | None = None,
     noise: Noise = "isotropic",
+    store: str | None = None,
 ) -> list[dict]:
     """For each size (and sentence encoding), build the index, measure it in a fresh process.
 
-    With `keep`, the indexes stay in that folder (to open or measure again).
+    With `keep`, the indexes stay in that folder (to open or measure again); `store` puts the
+    vectors in Milvus (`store.store_spec`'s form) instead of the index folder.
     """
     import shutil
 
@@ -106,8 +108,12 @@ def scale_benchmark(
                 index_dir = (keep or Path(scratch)) / name
                 row = _one_size(
                     real, articles, pool_texts, pool_vectors, size, encoding, seed, index_dir,
-                    log, noise,
+                    log, noise, store,
                 )  # fmt: skip
+                if store is not None:
+                    from retrieval.milvus import release
+
+                    release(store)  # a Milvus Lite file opens in one process at a time
                 log("asking the questions in a fresh process")
                 measured = _measure_in_subprocess(index_dir, questions_path)
                 if keep is None:
@@ -119,7 +125,7 @@ def scale_benchmark(
 
 def _one_size(
     real, articles, pool_texts, pool_vectors, size, encoding, seed, index_dir, log,
-    noise: Noise = "isotropic",
+    noise: Noise = "isotropic", store: str | None = None,
 ) -> dict:  # fmt: skip
     """Write the index of `size` passages: the real ones and distractors; its build figures."""
     real_passages = real.documents.all_passages()
@@ -146,7 +152,8 @@ def _one_size(
     encoding = encoding or sentence_encoding(len(sentences))  # as a build would choose
     log(f"writing {len(chunks):,} passages and {len(sentences):,} sentences ({encoding})")
     started = time.perf_counter()
-    write_scale_index(index_dir, real.manifest, all_articles, chunks, vectors, sentences,
+    manifest = real.manifest if store is None else replace(real.manifest, store=store)
+    write_scale_index(index_dir, manifest, all_articles, chunks, vectors, sentences,
                       sentence_vectors, encoding)  # fmt: skip
     write_s = time.perf_counter() - started
     disk = sum(f.stat().st_size for f in index_dir.rglob("*") if f.is_file())
