@@ -289,6 +289,11 @@ def _rows(client: Any, collection: str, where: str, fields: Sequence[str] | None
     return rows
 
 
+def _count(client: Any, collection: str, where: str) -> int:
+    rows = client.query(collection, filter=where, output_fields=["count(*)"])
+    return int(rows[0]["count(*)"])
+
+
 def _alive_keys(client: Any, collection: str, generation: int) -> set[int]:
     return {int(row[KEY]) for row in _rows(client, collection, alive(generation), [KEY])}
 
@@ -338,8 +343,7 @@ class MilvusVectorStore:
 
     @_one_line_errors
     def __len__(self) -> int:
-        rows = self.client.query(self.collection, filter=self.filter, output_fields=["count(*)"])
-        return int(rows[0]["count(*)"])
+        return _count(self.client, self.collection, self.filter)
 
     def _present(self, ids: np.ndarray) -> list[int]:
         found: list[int] = []
@@ -479,8 +483,7 @@ class MilvusLexicalStore:
 
     @_one_line_errors
     def __len__(self) -> int:
-        rows = self.client.query(self.collection, filter=self.filter, output_fields=["count(*)"])
-        return int(rows[0]["count(*)"])
+        return _count(self.client, self.collection, self.filter)
 
     @_one_line_errors
     def search(self, queries: Sequence[str], k: int) -> list[dict[int, float]]:
