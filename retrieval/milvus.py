@@ -249,7 +249,16 @@ def _create_generations(client: Any, collection: str, dimension: int, lexical: b
         )  # fmt: skip
         schema.add_function(bm25)
         index.add_index(field_name=SPARSE, index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
-    client.create_collection(collection, schema=schema, index_params=index)
+    _create(client, collection, schema, index)
+
+
+def _create(client: Any, collection: str, schema: Any, index: Any) -> None:
+    """A new collection with its indexes, loaded. The indexes are made without waiting for
+    them (`sync=False`): the collection is empty, and the wait asks for a timestamp that
+    Milvus Lite does not serve (it logs a traceback per index)."""
+    client.create_collection(collection, schema=schema)
+    client.create_index(collection, index, sync=False)
+    client.load_collection(collection)
 
 
 def _take_back(client: Any, collection: str, live: int, fields: Sequence[str]) -> None:
@@ -334,7 +343,7 @@ class MilvusVectorStore:
         schema.add_field(VECTOR, DataType.FLOAT_VECTOR, dim=dimension)
         index = client.prepare_index_params()
         index.add_index(field_name=VECTOR, index_type="FLAT", metric_type="IP")
-        client.create_collection(collection, schema=schema, index_params=index)
+        _create(client, collection, schema, index)
         return cls(client, uri, collection, dimension)
 
     def _writable(self) -> None:
