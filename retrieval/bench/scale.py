@@ -123,6 +123,11 @@ def scale_benchmark(
     return rows
 
 
+def folder_bytes(folder: Path) -> int:
+    """The size of every file under `folder`."""
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+
+
 def _one_size(
     real, articles, pool_texts, pool_vectors, size, encoding, seed, index_dir, log,
     noise: Noise = "isotropic", store: str | None = None,
@@ -156,7 +161,9 @@ def _one_size(
     write_scale_index(index_dir, manifest, all_articles, chunks, vectors, sentences,
                       sentence_vectors, encoding)  # fmt: skip
     write_s = time.perf_counter() - started
-    disk = sum(f.stat().st_size for f in index_dir.rglob("*") if f.is_file())
+    disk = folder_bytes(index_dir)
+    if store is not None and Path(store).is_absolute():
+        disk += folder_bytes(Path(store))  # a Milvus Lite file: its data folder
     return {
         "sentence_encoding": encoding,
         "noise": noise,
