@@ -38,12 +38,10 @@ from retrieval.indexing import (
     Embed,
     Parts,
     Progress,
-    _build,
-    _known_manifest,
-    _no_progress,
-    _store,
+    build_loaded,
     file_hashes,
     index_config,
+    known_manifest,
 )
 from retrieval.store import IndexConfig, build_lock
 
@@ -219,11 +217,10 @@ def build_on_cluster(
     config = config or index_config()
     with build_lock(index_dir):
         started = time.perf_counter()
-        known = _known_manifest(index_dir)
-        files: CorpusFiles = file_hashes(corpus, None if rebuild else known)
+        files: CorpusFiles = file_hashes(corpus, None if rebuild else known_manifest(index_dir))
         with ray_cluster(address, temp_dir):
             loaded, parts = load_on_cluster(corpus, config)
-            return _build(
-                loaded, files, index_dir, config, rebuild, progress or _no_progress, started,
-                _store(store, known), parts=parts, embed=cluster_embed(config.model),
+            return build_loaded(
+                index_dir, loaded, files, config=config, rebuild=rebuild, progress=progress,
+                started=started, store=store, parts=parts, embed=cluster_embed(config.model),
             )  # fmt: skip

@@ -131,7 +131,8 @@ def file_hashes(corpus: Sequence[str | Path], since: Manifest | None = None) -> 
     return CorpusFiles(hashes, stats, taken_ns)
 
 
-def _known_manifest(index_dir: Path) -> Manifest | None:
+def known_manifest(index_dir: Path) -> Manifest | None:
+    """The live version's manifest, or None where there is none yet (or it is unreadable)."""
     try:
         return read_manifest(index_dir)
     except UserError:
@@ -165,12 +166,11 @@ def build_index(
     index_dir = Path(index_dir)
     with build_lock(index_dir):
         started = time.perf_counter()
-        known = _known_manifest(index_dir)
-        files = file_hashes(corpus, None if rebuild else known)
+        files = file_hashes(corpus, None if rebuild else known_manifest(index_dir))
         loaded = load_articles(corpus)
-        return _build(
-            loaded, files, index_dir, config or index_config(), rebuild,
-            progress or _no_progress, started, _store(store, known),
+        return build_loaded(
+            index_dir, loaded, files, config=config, rebuild=rebuild, progress=progress,
+            started=started, store=store,
         )  # fmt: skip
 
 
@@ -186,17 +186,40 @@ def build_index_from_articles(
     index_dir = Path(index_dir)
     with build_lock(index_dir):
         loaded = LoadResult(articles=tuple(articles), skipped=(), duplicates=())
-        return _build(
-            loaded, CorpusFiles({}, {}, 0), index_dir, config or index_config(), False,
-            progress or _no_progress, time.perf_counter(),
-            _store(store, _known_manifest(index_dir)),
+        return build_loaded(
+            index_dir, loaded, CorpusFiles({}, {}, 0), config=config, progress=progress,
+            store=store,
         )  # fmt: skip
 
 
-def _store(store: str | None, known: Manifest | None) -> str:
+def build_loaded(
+    index_dir: Path,
+    loaded: LoadResult,
+    files: CorpusFiles,
+    *,
+    config: IndexConfig | None = None,
+    rebuild: bool = False,
+    progress: Progress | None = None,
+    started: float | None = None,
+    store: str | None = None,
+    parts: Parts | None = None,
+    embed: Embed | None = None,
+) -> BuildReport:
+    """The build from articles already loaded, under the caller's `build_lock`: what every
+    build shares, whoever read the files (`distributed` reads and chunks them on Ray and
+    passes `parts` and its own `embed`).
+
+    `store`: where the vectors go ("local", or a Milvus URI: `store.store_spec`); by
+    default where the live version keeps them, else local."""
+    known = known_manifest(index_dir)
     if store is not None:
-        return store_spec(store)
-    return known.store if known is not None else LOCAL_STORE
+        store = store_spec(store)
+    else:
+        store = known.store if known is not None else LOCAL_STORE
+    return _build(
+        loaded, files, index_dir, config or index_config(), rebuild, progress or _no_progress,
+        time.perf_counter() if started is None else started, store, parts=parts, embed=embed,
+    )  # fmt: skip
 
 
 def _no_progress(stage: str, done: int, total: int) -> None:
