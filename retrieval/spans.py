@@ -36,7 +36,7 @@ TITLES = frozenset(
     pope saint st general gen senator sen governor gov professor prof captain capt judge
     justice chancellor secretary ambassador mayor bishop archbishop chief""".split()
 )
-ALL_RULES = frozenset({"sentence", "unit", "title"})
+ALL_RULES = frozenset({"sentence", "unit", "title", "name"})
 # Chosen by measurement (README, "Spans"): the rules that raised EM/F1 on both sets.
 SPAN_RULES: frozenset[str] = frozenset()
 
@@ -67,7 +67,9 @@ def refine_span(
     * ``sentence``: a span that runs past its sentence's end stops at it;
     * ``unit``: a number keeps the unit that follows it ("640 million kilometers",
       "12 square kilometers", "57 percent") and the currency sign before it ("$4 million");
-    * ``title``: a name keeps the title words before it ("President Vladimir Putin").
+    * ``title``: a name keeps the title words before it ("President Vladimir Putin");
+    * ``name``: a name that stops inside a run of capitalized words keeps the rest of the
+      run ("Monte Sella" of "Monte Sella Base Tunnel"), up to the sentence's end.
     """
     if "sentence" in rules and start < sentence_end < end:
         end = sentence_end
@@ -99,7 +101,16 @@ def refine_span(
             if _clean(match.group(1)).rstrip(".") not in TITLES:
                 break
             start = match.start(1)
+    if "name" in rules and re.search(r"(?:^|\s)[A-Z][^\s]*$", text[start:end]):
+        for match in _NAME_GOES_ON.finditer(text, end, sentence_end):
+            if match.start() != end:
+                break
+            end = match.end()
     return start, end
+
+
+# A capitalized word straight after a span, one space before it (a name going on).
+_NAME_GOES_ON = re.compile(r" [A-Z][\w'’-]*")
 
 
 # --- the kind of quantity a question asks for -------------------------------------------------

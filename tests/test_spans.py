@@ -52,6 +52,24 @@ def test_a_name_keeps_its_title(text, span, expected):
     assert refined(text, span, {"title"}) == expected
 
 
+@pytest.mark.parametrize(
+    ("text", "span", "expected"),
+    [
+        ("Trains use the Monte Sella Base Tunnel daily.", "Monte Sella",
+         "Monte Sella Base Tunnel"),
+        ("The Monte Sella Base Tunnel opened.", "Monte Sella Base", "Monte Sella Base Tunnel"),
+        # The run stops at punctuation, a lower-case word, or the sentence's end.
+        ("They met in Sochi, Russia.", "Sochi", "Sochi"),
+        ("They met in Sochi on Tuesday.", "Sochi", "Sochi"),
+        ("The span ends at Sochi. Then Putin spoke.", "Sochi", "Sochi"),
+        # A span that does not end in a capitalized word is left alone.
+        ("A tunnel Monte Sella Base Tunnel.", "A tunnel", "A tunnel"),
+    ],
+)  # fmt: skip
+def test_a_name_keeps_the_rest_of_its_capitalized_words(text, span, expected):
+    assert refined(text, span, {"name"}) == expected
+
+
 def test_a_span_stops_at_its_sentence_end():
     text = "The comet was 640 million kilometers from the Sun. That is more than four"
     end = text.index(" That")
