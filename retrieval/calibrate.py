@@ -286,12 +286,13 @@ def fit(kinds: Gathered, natural_weight: float) -> Calibration:
 
 
 # Confidence words: answers shown as "high" must be right this often, "medium" ones this often
-# (#15), on SQuAD and on the natural set alike. Chosen with 5 points to spare: they are chosen
+# (#15), on SQuAD and on the natural set alike. Chosen with points to spare: they are chosen
 # on the 13-article calibration index, and an index of 48 articles (the eval runs) holds more
-# passages that look right, so answers there are right less often (with 2 points, the natural
-# set's medium answers were right 74 % of the time here and 69 % in the 48-article run).
+# passages that look right, so answers there are right less often. The margin covers the
+# largest such drop measured: the natural set's medium answers right 74 % here and 69 % in
+# the 48-article run (fourth session), SQuAD's 75.2 % and 69.7 % (fifth session).
 BAND_PRECISION = {"high": 0.90, "medium": 0.70}
-BAND_MARGIN = 0.05
+BAND_MARGIN = 0.06
 # SQuAD's answers: to its questions about the reader's validation articles (a reader is right
 # more often on questions it trained on: bands chosen on those were right 69 % of the time,
 # not 70 %, as medium on the test half) and to those about articles not indexed (as the
