@@ -171,6 +171,19 @@ def test_an_index_whose_milvus_went_away_says_so_in_one_line(tmp_path):
         QAEngine.open(tmp_path / "index")
 
 
+def test_an_index_whose_milvus_collection_lost_rows_is_damaged(tmp_path):
+    from retrieval.milvus import _create_generations, connect
+
+    corpus = write_corpus(tmp_path / "corpus")
+    db = tmp_path / "vectors.db"
+    build_fake(corpus, tmp_path / "index", store=f"milvus://{db}")
+    place = json.loads((current_version(tmp_path / "index") / "sentences.milvus.json").read_text())
+    # Emptied behind the index's back: the collection is there, its rows are not.
+    _create_generations(connect(str(db)), place["collection"], place["dimension"], lexical=False)
+    with pytest.raises(UserError, match=r"is damaged \(0 stored for \d+ sentences\): .*--rebuild"):
+        load_index(tmp_path / "index")
+
+
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
