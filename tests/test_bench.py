@@ -169,7 +169,7 @@ def test_a_whole_run_reports_every_metric(files):
     assert "answers right, by the confidence word shown:" in format_table(report)
     # Each set of span rules is measured on the same answers; with none, they are the answers.
     rules = report["system"]["span_rules"]
-    assert set(rules) == {"none", "sentence", "unit", "title", "all"}
+    assert set(rules) == {"none", "sentence", "unit", "title", "name", "all"}
     assert rules["none"]["f1"] == report["system"]["f1"]
     assert "EM / F1 of the system's answers by span rules: none" in format_table(report)
 
