@@ -8,7 +8,14 @@ import math
 import numpy as np
 import pytest
 
-from retrieval.reader import WEIGHTS_DIR, WEIGHTS_FILE, ReadSpan, SpanReader, best_span
+from retrieval.reader import (
+    PADDED_LOGIT,
+    WEIGHTS_DIR,
+    WEIGHTS_FILE,
+    ReadSpan,
+    SpanReader,
+    best_span,
+)
 from retrieval.training import (
     examples,
     impossible_count,
@@ -371,12 +378,36 @@ def test_saved_weights_round_trip_stay_small_and_export_faithfully(tmp_path, mon
     theirs = TorchLogits(build_model(tmp_path))(
         windows.input_ids, windows.attention_mask, windows.token_type_ids
     )
+    real = windows.attention_mask.astype(bool)  # padded positions are never read
     for mine, reference in zip(ours, theirs, strict=True):
-        assert np.abs(mine - reference).max() < 1e-3
+        assert np.abs(mine[real] - reference[real]).max() < 1e-3
     assert np.abs(theirs[0][:, 0] - TorchLogits(model)(
         windows.input_ids, windows.attention_mask, windows.token_type_ids)[0][:, 0]
     ).max() < 0.05  # fmt: skip
     assert list((tmp_path / "cache" / "article-qa" / "onnx").glob("reader-*-int8.onnx"))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not (WEIGHTS_DIR / WEIGHTS_FILE).is_file(), reason="no trained reader weights committed"
+)
+def test_windows_read_one_by_one_give_the_logits_of_a_padded_batch():
+    reader = SpanReader.load(variant="fp32")
+    passages = [
+        "The bridge was opened in 1932 by Mayor Ellen Park.",
+        "The river crossing took four years to build, and the crowd that came to see the "
+        "ribbon cut filled both banks of the river for most of the afternoon.",
+        "Lindholm is a harbour town.",
+    ]
+    windows = reader.encode("Who opened the bridge?", passages)
+    lengths = windows.attention_mask.sum(axis=1)
+    assert len(set(lengths.tolist())) == 3  # three lengths: padding to do
+    start, end = reader.logits(windows)
+    padded = reader.model(windows.input_ids, windows.attention_mask, windows.token_type_ids)
+    real = windows.attention_mask.astype(bool)
+    for mine, batch in zip((start, end), padded, strict=True):
+        assert np.abs(mine[real] - np.asarray(batch)[real]).max() < 1e-4
+        assert (mine[~real] == PADDED_LOGIT).all()
 
 
 @pytest.mark.slow
