@@ -99,7 +99,7 @@ def _one_line_errors(method: Callable) -> Callable:
     """A store method whose Milvus errors become one `UserError` line naming the store."""
 
     @functools.wraps(method)
-    def wrapped(self: MilvusVectorStore, *args: Any, **kwargs: Any) -> Any:
+    def wrapped(self: Any, *args: Any, **kwargs: Any) -> Any:
         with unreachable(self.uri):
             return method(self, *args, **kwargs)
 
@@ -298,21 +298,33 @@ def _rows(client: Any, collection: str, where: str, fields: Sequence[str] | None
     return rows
 
 
-def _count(client: Any, collection: str, where: str) -> int:
-    rows = client.query(collection, filter=where, output_fields=["count(*)"])
-    return int(rows[0]["count(*)"])
-
-
-def _stored_rows(client: Any, collection: str) -> int:
-    """Rows in the collection, every generation's (Milvus keeps the count: no row is read)."""
-    return int(client.get_collection_stats(collection)["row_count"])
-
-
 def _alive_keys(client: Any, collection: str, generation: int) -> set[int]:
     return {int(row[KEY]) for row in _rows(client, collection, alive(generation), [KEY])}
 
 
-class MilvusVectorStore:
+class _VersionRows:
+    """What the vector and lexical stores count alike: the rows of their collection that
+    their version sees (`filter`), and every row whatever its generation."""
+
+    client: Any
+    uri: str
+    collection: str
+    filter: str
+
+    @_one_line_errors
+    def __len__(self) -> int:
+        rows = self.client.query(self.collection, filter=self.filter, output_fields=["count(*)"])
+        return int(rows[0]["count(*)"])
+
+    @_one_line_errors
+    def stored_rows(self) -> int:
+        """Rows in the collection, whatever their generation: at least `len(self)`, and
+        cheap (Milvus keeps the count), where counting one generation's rows reads every
+        row in Milvus Lite."""
+        return int(self.client.get_collection_stats(self.collection)["row_count"])
+
+
+class MilvusVectorStore(_VersionRows):
     """Vectors in a Milvus collection, under the document store's record keys."""
 
     is_exact = True  # a FLAT index: every search reads every vector
@@ -354,16 +366,6 @@ class MilvusVectorStore:
     def _writable(self) -> None:
         if self.read_only:
             raise ValueError("this vector store was opened read-only")
-
-    @_one_line_errors
-    def __len__(self) -> int:
-        return _count(self.client, self.collection, self.filter)
-
-    @_one_line_errors
-    def stored_rows(self) -> int:
-        """Rows in the collection, whatever their generation: at least `len(self)`, and
-        cheap, where counting one generation's rows reads every row in Milvus Lite."""
-        return _stored_rows(self.client, self.collection)
 
     def _present(self, ids: np.ndarray) -> list[int]:
         found: list[int] = []
@@ -479,7 +481,7 @@ class MilvusVectorStore:
         )  # fmt: skip
 
 
-class MilvusLexicalStore:
+class MilvusLexicalStore(_VersionRows):
     """BM25 over the passages' texts in their Milvus collection (the lexical-store seam).
 
     Milvus returns the best first; its BM25 distances are positive on a server and negative
@@ -500,15 +502,6 @@ class MilvusLexicalStore:
         client = connect(place["uri"])
         client.load_collection(place["collection"])
         return cls(client, place["uri"], place["collection"], int(place["generation"]))
-
-    @_one_line_errors
-    def __len__(self) -> int:
-        return _count(self.client, self.collection, self.filter)
-
-    @_one_line_errors
-    def stored_rows(self) -> int:
-        """As `MilvusVectorStore.stored_rows`."""
-        return _stored_rows(self.client, self.collection)
 
     @_one_line_errors
     def search(self, queries: Sequence[str], k: int) -> list[dict[int, float]]:

@@ -104,6 +104,13 @@ def small_index(tmp_path_factory):
     return load_index(root / "index")
 
 
+def _retrieve(index, question: str):
+    """The question's vector and its top three passages, as `QAEngine.ask` gets them."""
+    return FakeEmbedder().embed([question])[0], Searcher(index, FakeEmbedder()).search(
+        question, top_k=3
+    )
+
+
 def _answerer(index, reader):
     calibration = Calibration(
         selection={"margin": 1.0}, answerability={"bias": 0.0, "margin": 1.0}, threshold=0.5
@@ -113,8 +120,7 @@ def _answerer(index, reader):
 
 def test_reader_span_becomes_the_answer_with_article_offsets(small_index):
     answerer = _answerer(small_index, WordReader("Tobias Grant"))
-    hits = Searcher(small_index, FakeEmbedder()).search("Who is the mayor?", top_k=3)
-    vector = FakeEmbedder().embed(["Who is the mayor?"])[0]
+    vector, hits = _retrieve(small_index, "Who is the mayor?")
     answer = answerer.answer("Who is the mayor?", vector, hits)
     article = small_index.documents.article(answer.article_id)
     assert answer.text == "Tobias Grant" == article.text[answer.start : answer.end]
@@ -125,8 +131,7 @@ def test_reader_span_becomes_the_answer_with_article_offsets(small_index):
 
 def test_without_a_readable_span_the_heuristics_answer(small_index):
     answerer = _answerer(small_index, WordReader("no such words"))
-    hits = Searcher(small_index, FakeEmbedder()).search("Who steered the ferry?", top_k=3)
-    vector = FakeEmbedder().embed(["Who steered the ferry?"])[0]
+    vector, hits = _retrieve(small_index, "Who steered the ferry?")
     assert answerer.answer("Who steered the ferry?", vector, hits).text == "Captain Alma Reyes"
 
 
@@ -144,15 +149,13 @@ def test_a_span_of_another_kind_of_quantity_is_never_the_answer(small_index):
     # closest guess, with no confidence, so the line refuses it.
     answerer = _answerer(small_index, WordReader("2.3 million"))
     question = "How far did the ferry sail across the bay?"
-    vector = FakeEmbedder().embed([question])[0]
-    hits = Searcher(small_index, FakeEmbedder()).search(question, top_k=3)
+    vector, hits = _retrieve(small_index, question)
     answer = answerer.answer(question, vector, hits)
     assert answer.text == "2.3 million"
     assert answer.score == 0.0
     # The same span for a question about money keeps its confidence.
     cost = "How much did the repair of the ferry cost?"
-    hits = Searcher(small_index, FakeEmbedder()).search(cost, top_k=3)
-    answer = answerer.answer(cost, FakeEmbedder().embed([cost])[0], hits)
+    answer = answerer.answer(cost, *_retrieve(small_index, cost))
     assert answer.text == "2.3 million"
     assert answer.score > 0.0
 
@@ -162,8 +165,7 @@ def test_a_name_of_the_question_counts_when_the_article_title_holds_it(small_ind
     # "Pupils". The title is part of the article: the name is found.
     answerer = _answerer(small_index, WordReader("3 kilometers"))
     question = "How wide is the asteroid the Students named?"
-    vector = FakeEmbedder().embed([question])[0]
-    hits = Searcher(small_index, FakeEmbedder()).search(question, top_k=3)
+    vector, hits = _retrieve(small_index, question)
     sentences = answerer.score_sentences(question, vector, hits)
     (candidate,) = answerer.read_candidates(question, hits, sentences)
     assert "Students" not in candidate.hit.chunk.text
