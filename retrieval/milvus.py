@@ -365,7 +365,7 @@ class MilvusVectorStore(_VersionRows):
 
     def _writable(self) -> None:
         if self.read_only:
-            raise ValueError("this vector store was opened read-only")
+            raise ValueError("this vector store is read-only (opened for reading)")
 
     def _present(self, ids: np.ndarray) -> list[int]:
         found: list[int] = []
@@ -443,6 +443,10 @@ class MilvusVectorStore(_VersionRows):
         keys = np.array([row[KEY] for row in rows], dtype=np.int64)
         vectors = np.array([row[VECTOR] for row in rows], dtype=np.float32)
         return keys, vectors.reshape(-1, self.dimension)
+
+    def blocks(self, size: int = 200_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Every (key, vector), in one block (a query returns them all)."""
+        yield self.items()
 
     @_one_line_errors
     def save(self, path: Path) -> None:

@@ -63,17 +63,18 @@ LEXICAL_DIR = "bm25"
 LOCAL_STORE = "local"
 MILVUS_VECTORS_FILE = "passages.milvus.json"
 MILVUS_SENTENCES_FILE = "sentences.milvus.json"
-# How sentence vectors are kept above the exact-search limit (there are about five per
-# passage): fp16 halves the largest store. At 100,000 passages (498,245 sentences) it found
-# the same answers' passages as fp32 (gold recall@5 0.930 both, 200 questions) on 756 MB of
-# disk against 1,120 (`article-qa eval-scale --sentence-encoding fp32 --sentence-encoding fp16`).
-# Below the limit the store is small and stays fp32, exact.
-SENTENCE_ENCODING: Encoding = "fp16"
+# How vectors are kept above the exact-search limit: fp16 halves the memory of an ANN
+# index. For sentences (about five per passage) at 100,000 passages (498,245 sentences) it
+# found the same answers' passages as fp32 (gold recall@5 0.930 both, 200 questions) on
+# 756 MB of disk against 1,120 (`article-qa eval-scale --sentence-encoding fp32
+# --sentence-encoding fp16`); a graph over a million fp16 passage vectors finds 0.962 of
+# the exact top ten. Below the limit a store is small and stays fp32, exact.
+LARGE_ENCODING: Encoding = "fp16"
 
 
 def sentence_encoding(count: int) -> Encoding:
-    """How a version with `count` sentences stores their vectors."""
-    return SENTENCE_ENCODING if count > EXACT_LIMIT else "fp32"
+    """How a store of `count` vectors (a version's passages or its sentences) keeps them."""
+    return LARGE_ENCODING if count > EXACT_LIMIT else "fp32"
 
 
 def rebuild_hint(index_dir: Path) -> str:
@@ -301,7 +302,8 @@ def write_vectors(
     encoding: Encoding = "fp32",
 ) -> None:
     FaissVectorStore.create(dimension, keys, vectors, encoding).save(path)
-    _fsync(path)
+    for written in path.parent.glob(path.name + "*"):  # the index, and an ANN index's keys
+        _fsync(written)
 
 
 def _fsync(path: Path) -> None:
@@ -372,7 +374,10 @@ def save_version(
         passage_keys = [passage_key(c) for c in chunks]
         sentence_keys = [sentence_key(s) for s in sentences]
         if manifest.store == LOCAL_STORE:
-            write_vectors(staging / VECTORS_FILE, passage_keys, vectors, manifest.dimension)
+            write_vectors(
+                staging / VECTORS_FILE, passage_keys, vectors, manifest.dimension,
+                sentence_encoding(len(chunks)),
+            )  # fmt: skip
             write_vectors(
                 staging / SENTENCE_VECTORS_FILE, sentence_keys, sentence_vectors,
                 manifest.dimension, encoding or sentence_encoding(len(sentences)),

@@ -58,15 +58,22 @@ def test_no_distractors_asked_gives_empty_parts():
     assert made.chunks == [] and made.articles == [] and made.drawn.shape == (0, 5)
 
 
-def test_ann_recall_is_one_for_exact_search_and_high_for_ivf(tmp_path):
-    vectors = _vectors(3000)
+def test_ann_recall_is_one_for_exact_search_and_high_for_ann(tmp_path):
+    # Clustered like text embeddings (uniform random vectors in 32-d have no near
+    # neighbours for a graph or an inverted file to find), questions near stored vectors.
+    centres = _vectors(30, seed=3)
+    vectors = centres[np.arange(3000) % 30] + 0.6 * _vectors(3000)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     keys = np.arange(1, 3001)
-    queries = _vectors(20, seed=5)
+    queries = vectors[::150] + 0.5 * _vectors(20, seed=5)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
     exact = FaissVectorStore.create(32, keys, vectors)
     assert ann_recall(exact, queries, 10) == 1.0
-    ivf = FaissVectorStore.create(32, keys, vectors, exact_limit=100)
-    assert not ivf.is_exact
-    assert 0.5 <= ann_recall(ivf, queries, 10) <= 1.0
+    for hnsw_limit in (10_000, 1_000):  # a graph; IVF-PQ codes re-scored
+        ann = FaissVectorStore.create(32, keys, vectors, exact_limit=100, hnsw_limit=hnsw_limit)
+        assert ann.kind == ("hnsw" if hnsw_limit > 3000 else "ivfpq")
+        assert 0.9 <= ann_recall(ann, queries, 10) <= 1.0
+        assert ann_recall(ann, queries, 100) >= 0.9
 
 
 def test_table_marks_missing_figures():

@@ -14,9 +14,9 @@ from retrieval.vectors import FaissVectorStore
 DIM = 16
 
 
-def _faiss(encoding="fp32", exact_limit=10_000):
+def _faiss(encoding="fp32", exact_limit=10_000, hnsw_limit=10_000):
     def make(tmp_path):
-        return FaissVectorStore(DIM, encoding, exact_limit=exact_limit)
+        return FaissVectorStore(DIM, encoding, exact_limit=exact_limit, hnsw_limit=hnsw_limit)
 
     def reopen(store, tmp_path, writable=True):
         path = tmp_path / "vectors.faiss"
@@ -46,9 +46,12 @@ BACKENDS = {
     "milvus-lite": _milvus,
     "faiss-flat": _faiss(),
     "faiss-flat-fp16": _faiss("fp16"),
-    # A limit of 50 makes the saved store an IVF index for the 400-vector tests.
-    "faiss-ivf": _faiss(exact_limit=50),
-    "faiss-ivf-fp16": _faiss("fp16", exact_limit=50),
+    # A limit of 50 makes the saved store an ANN index for the 400-vector tests: a graph,
+    # or with a graph limit of 100, IVF-PQ codes re-scored from the vectors.
+    "faiss-hnsw": _faiss(exact_limit=50),
+    "faiss-hnsw-fp16": _faiss("fp16", exact_limit=50),
+    "faiss-ivfpq": _faiss(exact_limit=50, hnsw_limit=100),
+    "faiss-ivfpq-fp16": _faiss("fp16", exact_limit=50, hnsw_limit=100),
 }
 
 
@@ -142,9 +145,16 @@ def test_an_empty_store_and_a_deep_k_pad_with_minus_one(backend, tmp_path):
     assert sorted(found[0][:2]) == [10, 20] and (found[0][2:] == -1).all()
 
 
-def test_search_agrees_with_exact_search(filled):
-    """Recall@10 against brute force: 1.0 for flat stores, ≥ 0.95 for the IVF ones."""
-    store, keys, vectors = filled
+def test_search_agrees_with_exact_search(backend, tmp_path):
+    """Recall@10 against brute force, as opened for answering: 1.0 for flat stores, ≥ 0.95
+    for the ANN ones."""
+    make, reopen = backend
+    keys, vectors = _keys(400), _unit(400)
+    store = make(tmp_path)
+    store.add(keys, vectors)
+    store = reopen(store, tmp_path, writable=False)
+    assert len(store) == 400
+    assert np.allclose(store.get([keys[7], keys[3]]), vectors[[7, 3]], atol=1e-3)
     queries = _unit(50, seed=5)
     exact = keys[np.argsort(-(queries @ vectors.T), axis=1)[:, :10]]
     found, _ = store.search(queries, 10)
@@ -158,18 +168,39 @@ def test_a_store_opened_for_reading_refuses_changes(backend, tmp_path):
     store.add(_keys(100), _unit(100))
     reader = reopen(store, tmp_path, writable=False)
     assert len(reader) == 100
-    with pytest.raises(ValueError, match="opened read-only"):
+    with pytest.raises(ValueError, match="is read-only"):
         reader.add([1], _unit(1))
-    with pytest.raises(ValueError, match="opened read-only"):
+    with pytest.raises(ValueError, match="is read-only"):
         reader.delete([1])
 
 
-def test_a_large_store_is_saved_as_an_ivf_index(tmp_path):
-    store = FaissVectorStore(DIM, exact_limit=100)
+@pytest.mark.parametrize(("hnsw_limit", "kind"), [(1_000, "hnsw"), (200, "ivfpq")])
+def test_a_large_store_is_saved_as_an_ann_index(tmp_path, hnsw_limit, kind):
+    store = FaissVectorStore(DIM, exact_limit=100, hnsw_limit=hnsw_limit)
     store.add(_keys(300), _unit(300))
     assert store.is_exact
     store.save(tmp_path / "v.faiss")
-    assert not FaissVectorStore.load(tmp_path / "v.faiss", DIM).is_exact
+    assert FaissVectorStore.load(tmp_path / "v.faiss", DIM).kind == kind
+    created = FaissVectorStore.create(DIM, _keys(300), _unit(300), exact_limit=100,
+                                      hnsw_limit=hnsw_limit)  # fmt: skip
+    assert created.kind == kind and len(created) == 300
+
+
+def test_an_ann_store_changed_and_saved_small_becomes_exact(tmp_path):
+    keys = _keys(300)
+    FaissVectorStore.create(DIM, keys, _unit(300), exact_limit=100).save(tmp_path / "v.faiss")
+    store = FaissVectorStore.load(tmp_path / "v.faiss", DIM, writable=True)
+    assert store.delete(keys[:250]) == 250
+    store.save(tmp_path / "v.faiss")
+    reopened = FaissVectorStore.load(tmp_path / "v.faiss", DIM)
+    assert reopened.is_exact and sorted(reopened.items()[0]) == sorted(keys[250:])
+
+
+def test_a_key_table_that_does_not_match_its_index_is_refused(tmp_path):
+    FaissVectorStore.create(DIM, _keys(300), _unit(300), exact_limit=100).save(tmp_path / "v.faiss")
+    np.save(tmp_path / "v.faiss.keys.npy", np.zeros((3, 5), dtype=np.int64))
+    with pytest.raises(ValueError, match="v.faiss.keys.npy does not match v.faiss"):
+        FaissVectorStore.load(tmp_path / "v.faiss", DIM)
 
 
 def test_loading_checks_the_file_and_the_dimension(tmp_path):
@@ -181,9 +212,10 @@ def test_loading_checks_the_file_and_the_dimension(tmp_path):
 
 
 @pytest.mark.parametrize("encoding", ["fp32", "fp16"])
-@pytest.mark.parametrize("exact_limit", [10_000, 50])
-def test_a_reopened_store_knows_its_encoding(tmp_path, encoding, exact_limit):
-    store = FaissVectorStore.create(DIM, _keys(100), _unit(100), encoding, exact_limit)
+@pytest.mark.parametrize(("exact_limit", "hnsw_limit"), [(10_000, 10_000), (50, 10_000), (50, 80)])
+def test_a_reopened_store_knows_its_encoding(tmp_path, encoding, exact_limit, hnsw_limit):
+    store = FaissVectorStore.create(DIM, _keys(100), _unit(100), encoding, exact_limit,
+                                    hnsw_limit)  # fmt: skip
     store.save(tmp_path / "v.faiss")
     for writable in (False, True):
         assert FaissVectorStore.load(tmp_path / "v.faiss", DIM, writable).encoding == encoding

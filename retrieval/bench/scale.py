@@ -47,6 +47,7 @@ from retrieval.bench import (
     squad_title,
 )
 from retrieval.chunking import Chunk, Sentence, chunk_id
+from retrieval.search import SENTENCE_CANDIDATES
 from retrieval.store import sentence_encoding
 
 SENTENCES_PER_PASSAGE = 5
@@ -316,11 +317,13 @@ def measure(index_dir: Path, questions: Sequence[Question]) -> dict:
         "ask_p95_ms": _percentile(ask_ms, 95),
         "gold_recall_at_5": round(found / len(questions), 4) if questions else 0.0,
         "rss_mb": round(rss_mb, 1),
-        "ann_recall_at_10": ann_recall(engine.index.passages, vectors, 10),
-        "nprobe": None if engine.index.passages.is_exact else engine.index.passages.nprobe,
-        "nprobe_sweep": nprobe_sweep(engine.index.passages, vectors),
-        "passage_index": "exact" if engine.index.passages.is_exact else "ivf",
-        "sentence_index": "exact" if engine.index.sentences.is_exact else "ivf",
+        "ann_recall_at_10": ann_recall(index.passages, vectors, 10),
+        # The sentence store is asked for its top `SENTENCE_CANDIDATES` (100).
+        "sentence_ann_recall_at_100": ann_recall(index.sentences, vectors, SENTENCE_CANDIDATES),
+        "passage_index": getattr(index.passages, "kind", "exact"),
+        "sentence_index": getattr(index.sentences, "kind", "exact"),
+        "effort": getattr(index.passages, "effort", None),
+        "effort_sweep": effort_sweep(index.passages, vectors),
     }
 
 
@@ -334,40 +337,40 @@ def peak_rss_mb() -> float:
     return 0.0
 
 
-def nprobe_sweep(store, queries: np.ndarray, k: int = 10) -> list[dict]:
-    """ANN recall@k and one-query search time at other numbers of lists probed (IVF only)."""
-    if store.is_exact:
+def effort_sweep(store, queries: np.ndarray, k: int = 10) -> list[dict]:
+    """ANN recall@k and one-query search time at other search efforts: efSearch of a graph,
+    lists probed of IVF-PQ (exact stores: none)."""
+    if getattr(store, "effort", None) is None:
         return []
-    keep = store.nprobe
+    keep = store.effort
     exact = exact_top(store, queries, k)
     rows = []
     try:
-        for nprobe in (8, 16, 32, 64, 128, 256):
-            store.nprobe = nprobe
+        for effort in (8, 16, 32, 64, 128, 256):
+            store.effort = effort
             times = []
             for query in queries:
                 started = time.perf_counter()
                 store.search(query[None], k)
                 times.append((time.perf_counter() - started) * 1000)
-            rows.append({"nprobe": nprobe, "recall": ann_recall(store, queries, k, exact),
+            rows.append({"effort": effort, "recall": ann_recall(store, queries, k, exact),
                          "search_p50_ms": _percentile(times, 50)})  # fmt: skip
     finally:
-        store.nprobe = keep
+        store.effort = keep
     return rows
 
 
 def exact_top(store, queries: np.ndarray, k: int) -> np.ndarray:
-    """The keys of the exact top `k` for each query: brute force over every stored vector."""
-    keys, vectors = store.items()
+    """The keys of the exact top `k` for each query: brute force over every stored vector,
+    a block at a time."""
     best_scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
     best_keys = np.full((len(queries), k), -1, dtype=np.int64)
-    for at in range(0, len(keys), 200_000):
-        scores = queries @ vectors[at : at + 200_000].T
-        merged_scores = np.hstack([best_scores, scores])
-        merged_keys = np.hstack([best_keys, np.broadcast_to(keys[at : at + 200_000], scores.shape)])
-        top = np.argsort(-merged_scores, axis=1)[:, :k]
-        best_scores = np.take_along_axis(merged_scores, top, axis=1)
-        best_keys = np.take_along_axis(merged_keys, top, axis=1)
+    for keys, vectors in store.blocks():
+        scores = np.hstack([best_scores, queries @ vectors.T])
+        merged = np.hstack([best_keys, np.broadcast_to(keys, (len(queries), len(keys)))])
+        top = np.argpartition(-scores, min(k, scores.shape[1] - 1), axis=1)[:, :k]
+        best_scores = np.take_along_axis(scores, top, axis=1)
+        best_keys = np.take_along_axis(merged, top, axis=1)
     return best_keys
 
 
@@ -375,6 +378,7 @@ def ann_recall(store, queries: np.ndarray, k: int, exact: np.ndarray | None = No
     """Share of the exact top `k` that the store's own search finds."""
     if not len(queries):
         return 0.0
+    k = min(k, len(store))
     exact = exact_top(store, queries, k) if exact is None else exact
     found, _ = store.search(queries, k)
     hits = [len(set(f) & set(e)) for f, e in zip(found, exact, strict=True)]
