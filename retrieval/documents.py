@@ -14,6 +14,12 @@ for a text it has embedded before, under whatever article it sat.
 A version's database is written once by a build and never changed afterwards,
 so readers open it immutable (no locks, no journal) and may share one
 connection across threads.
+
+A version in layers (`store.py`) has a base database, shared with earlier
+versions, and a small delta one for the articles added since; `open` with
+`delta` attaches it and shadows each table with a view of both, less the base
+articles `hidden` (changed or removed since), so every query below reads the
+two as one.
 """
 
 from __future__ import annotations
@@ -120,17 +126,68 @@ class DocumentStore:
         self._articles: dict[str, Article] = {}
         self._df_cache: dict[str, int] = {}
         self.passage_count = int(self._meta("passages", "0"))
+        self.base_passage_count = self.passage_count  # of the base alone, in layers
 
     @classmethod
-    def open(cls, path: str | Path) -> DocumentStore:
+    def open(
+        cls, path: str | Path, delta: Path | None = None, hidden: Sequence[str] = ()
+    ) -> DocumentStore:
         path = Path(path)
-        if not path.is_file():
-            raise OSError(f"{path.name} missing")
-        uri = f"file:{path.resolve().as_posix()}?mode=ro&immutable=1"
-        connection = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        for needed in (path, delta):
+            if needed is not None and not needed.is_file():
+                raise OSError(f"{needed.name} missing")
+        connection = sqlite3.connect(_read_only(path), uri=True, check_same_thread=False)
         store = cls(connection, path)
         store._query("SELECT count(*) FROM passages")  # fails here on a damaged file
+        if delta is not None:
+            store._layer(delta, hidden)
         return store
+
+    def _layer(self, delta: Path, hidden: Sequence[str]) -> None:
+        """Read the base and the delta as one: temporary views named after the tables
+        (SQLite looks names up in `temp` first), the base's hidden articles left out."""
+        db = self._db
+        db.execute("ATTACH DATABASE ? AS delta", (_read_only(delta),))
+        db.execute("CREATE TEMP TABLE hidden (id TEXT PRIMARY KEY) WITHOUT ROWID")
+        db.executemany("INSERT INTO hidden VALUES (?)", [(i,) for i in hidden])
+        for table, owner in (("articles", "id"), ("passages", "article_id"),
+                             ("sentences", "article_id")):  # fmt: skip
+            db.execute(
+                f"CREATE TEMP VIEW {table} AS SELECT * FROM main.{table} WHERE {owner} NOT IN "
+                f"(SELECT id FROM hidden) UNION ALL SELECT * FROM delta.{table}"
+            )
+        # A hidden sentence is never looked up (searches drop hidden keys first); a word's
+        # passage count keeps the hidden passages (a few, against the base's many).
+        db.execute(
+            "CREATE TEMP VIEW sentence_passages AS SELECT * FROM main.sentence_passages "
+            "UNION ALL SELECT * FROM delta.sentence_passages"
+        )
+        db.execute(
+            "CREATE TEMP VIEW terms AS SELECT stem, sum(df) AS df FROM (SELECT * FROM main.terms "
+            "UNION ALL SELECT * FROM delta.terms) GROUP BY stem"
+        )
+        gone = self.base_keys("passages", hidden)
+        added = int(self._query("SELECT value FROM delta.meta WHERE name = 'passages'")[0][0])
+        self.passage_count += added - len(gone)
+
+    def base_keys(self, table: str, article_ids: Sequence[str]) -> list[int]:
+        """The keys of the base's `table` ("passages"/"sentences") of these articles."""
+        if table not in ("passages", "sentences"):
+            raise ValueError(f"no table {table!r}")
+        keys: list[int] = []
+        for batch in _batches(list(article_ids)):
+            keys += [
+                row[0]
+                for row in self._query(
+                    f"SELECT key FROM main.{table} WHERE article_id IN ({_marks(len(batch))})",
+                    batch,
+                )
+            ]
+        return keys
+
+    def article_ids(self) -> list[str]:
+        """Every article's id (of the base alone, in a version in layers)."""
+        return [row[0] for row in self._query("SELECT id FROM main.articles")]
 
     def _query(self, sql: str, params: Sequence = ()) -> list[tuple]:
         with self._lock:
@@ -299,6 +356,10 @@ class DocumentStore:
             rows = self._query("SELECT df FROM terms WHERE stem = ?", (stem,))
             df = self._df_cache[stem] = rows[0][0] if rows else 0
         return inverse_document_frequency(df, self.passage_count)
+
+
+def _read_only(path: Path) -> str:
+    return f"file:{path.resolve().as_posix()}?mode=ro&immutable=1"
 
 
 def write_documents(

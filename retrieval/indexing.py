@@ -5,6 +5,12 @@ article, under any file name) reuses its vector, so unchanged, renamed and
 duplicated articles cost nothing; changed articles are re-chunked and their
 old chunks disappear with the old version; deleted files leave the index.
 A build that changes nothing writes nothing.
+
+A build writes a whole new version, except on a large index (a base of at least
+`LAYER_FROM` passages), where a change within `LAYER_SHARE` of the base is
+written as a layer over it (`store.save_layered_version`): only the articles
+added or changed since the base are chunked, embedded and written, so adding
+one article costs about the same at a million passages as at a thousand.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ from retrieval.store import (
     build_lock,
     load_index,
     read_manifest,
+    save_layered_version,
     save_version,
     store_spec,
 )
@@ -95,6 +102,11 @@ class CorpusFiles:
     taken_ns: int  # when the stats were taken
 
 
+# A build adds a layer to the live version, instead of writing a whole new one, when its
+# base holds at least LAYER_FROM passages and the passages added or hidden since the base
+# stay within LAYER_SHARE of it (smaller indexes are rewritten whole: a few seconds).
+LAYER_FROM = 20_000
+LAYER_SHARE = 0.1
 # A file changed this close to when its stats were taken may change again within the same
 # mtime tick unnoticed (git's "racy" case): its bytes are hashed again next time.
 RACY_NS = 2_000_000_000
@@ -258,13 +270,21 @@ def _build(
             skipped=loaded.skipped, duplicates=loaded.duplicates,
         )  # fmt: skip
     articles = {article.id: article for article in loaded.articles}
-    if parts is None:
-        parts = {
-            article.id: (chunk_article(article, config.chunking), split_sentences(article))
-            for article in loaded.articles
-        }
-    chunks = [c for article in loaded.articles for c in parts[article.id][0]]
-    sentences = [s for article in loaded.articles for s in parts[article.id][1]]
+    parts = dict(parts or {})
+
+    def cut(chosen: Sequence[Article]) -> None:
+        for article in chosen:
+            if article.id not in parts:
+                parts[article.id] = (
+                    chunk_article(article, config.chunking),
+                    split_sentences(article),
+                )
+
+    layers = _layers(previous, loaded.articles, store, cut, parts)
+    written = layers.articles if layers is not None else list(loaded.articles)
+    cut(written)
+    chunks = [c for article in written for c in parts[article.id][0]]
+    sentences = [s for article in written for s in parts[article.id][1]]
     chunk_texts = [chunk.text for chunk in chunks]
     sentence_texts = [articles[s.article_id].text[s.start : s.end] for s in sentences]
     # Vectors are keyed by the hash of the text they embed: whatever article or file
@@ -291,13 +311,15 @@ def _build(
         files=files.hashes,
         file_stats=files.stats,
         stats_taken_ns=files.taken_ns,
-        passages=len(chunks),
-        sentences=len(sentences),
+        passages=len(chunks) + (layers.base_passages if layers else 0),
+        sentences=len(sentences) + (layers.base_sentences if layers else 0),
         store=store,
     )
-    save_version(
-        index_dir, manifest, list(loaded.articles), chunks, vectors, sentences, sentence_vectors
-    )
+    if layers is not None:
+        save_layered_version(index_dir, manifest, previous.path, layers.hidden, written,
+                             chunks, vectors, sentences, sentence_vectors)  # fmt: skip
+    else:
+        save_version(index_dir, manifest, written, chunks, vectors, sentences, sentence_vectors)
     cache.clear()
     report("save", 1, 1)
     return BuildReport(
@@ -312,6 +334,48 @@ def _build(
         removed=removed,
         skipped=loaded.skipped,
         duplicates=loaded.duplicates,
+    )
+
+
+@dataclass(frozen=True)
+class Layers:
+    """A build that adds a layer to the live version: the articles its delta holds (every
+    article not in the base), the base's articles it hides, and what of the base stays."""
+
+    articles: list[Article]
+    hidden: list[str]
+    base_passages: int
+    base_sentences: int
+
+
+def _layers(
+    previous: StoredIndex | None,
+    articles: Sequence[Article],
+    store: str,
+    cut: Callable[[Sequence[Article]], None],
+    parts: Parts,
+) -> Layers | None:
+    """How to write this build as a layer over the live version's base; None to write a
+    whole version (a small index, another store, or a delta grown past `LAYER_SHARE`)."""
+    if previous is None or store != LOCAL_STORE or previous.manifest.store != LOCAL_STORE:
+        return None
+    documents = previous.documents
+    if documents.base_passage_count < LAYER_FROM:
+        return None
+    in_base = set(documents.article_ids())
+    hidden = sorted(in_base - {article.id for article in articles})
+    fresh = [article for article in articles if article.id not in in_base]
+    cut(fresh)
+    changed = len(documents.base_keys("passages", hidden))
+    changed += sum(len(parts[article.id][0]) for article in fresh)
+    if changed > LAYER_SHARE * documents.base_passage_count:
+        return None
+    base_sentences = getattr(previous.sentences, "base", previous.sentences)
+    return Layers(
+        articles=fresh,
+        hidden=hidden,
+        base_passages=documents.base_passage_count - len(documents.base_keys("passages", hidden)),
+        base_sentences=len(base_sentences) - len(documents.base_keys("sentences", hidden)),
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
@@ -94,6 +95,30 @@ class Bm25Store:
             results.append({int(self._keys[row]): float(scores[row]) for row in rows})
         return results
 
+    def reweigh(self, base: Bm25Store) -> None:
+        """Score words as if these passages and `base`'s were one corpus: each word's scores
+        scaled by its idf over both against its idf over these alone (loaded whole, not
+        memory-mapped, since the scores change in place)."""
+        if self._retriever is None or base._retriever is None:
+            return
+        scores = self._retriever.scores
+        data, indptr = scores["data"], scores["indptr"]
+        if not data.flags.writeable:
+            raise ValueError("load the delta's BM25 with mmap=False to reweigh it")
+        base_indptr = base._retriever.scores["indptr"]
+        own, everyone = len(self), len(self) + len(base)
+        for word, column in self._vocab.items():
+            if column + 1 >= len(indptr):  # a token of the vocabulary no passage holds
+                continue
+            start, end = int(indptr[column]), int(indptr[column + 1])
+            if start == end:
+                continue
+            in_base = base._vocab.get(word)
+            holding = end - start
+            if in_base is not None and in_base + 1 < len(base_indptr):
+                holding += int(base_indptr[in_base + 1] - base_indptr[in_base])
+            data[start:end] *= lucene_idf(everyone, holding) / lucene_idf(own, end - start)
+
     def save(self, path: Path) -> None:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
@@ -116,3 +141,36 @@ class Bm25Store:
             return cls(None, keys)
         retriever = bm25s.BM25.load(str(path), mmap=mmap, show_progress=False)
         return cls(retriever, keys)
+
+
+def lucene_idf(passages: int, holding: int) -> float:
+    """bm25s's default idf (Lucene's) of a word in `holding` of `passages` passages."""
+    return math.log(1 + (passages - holding + 0.5) / (holding + 0.5))
+
+
+class LayeredLexicalStore:
+    """A version in layers: the base's BM25 less the hidden passages, and the delta's, whose
+    words are weighed by their frequency over both (the delta's own, over a few articles,
+    would make any word it holds look rare). Passage lengths stay each layer's own."""
+
+    def __init__(self, base: Bm25Store, delta: Bm25Store, hidden: Sequence[int]) -> None:
+        self.base = base
+        self.delta = delta
+        self.hidden = {int(key) for key in hidden}
+        delta.reweigh(base)
+
+    def __len__(self) -> int:
+        return len(self.base) - len(self.hidden) + len(self.delta)
+
+    def search(self, queries: Sequence[str], k: int) -> list[dict[int, float]]:
+        results = []
+        for base, delta in zip(self.base.search(queries, k + len(self.hidden)),
+                               self.delta.search(queries, k), strict=True):  # fmt: skip
+            merged = {key: score for key, score in base.items() if key not in self.hidden}
+            merged.update(delta)
+            best = sorted(merged, key=lambda key: (-merged[key], key))[:k]
+            results.append({key: merged[key] for key in best})
+        return results
+
+    def save(self, path: Path) -> None:
+        raise ValueError("a version in layers is saved by its layers")

@@ -18,7 +18,16 @@ are memory-mapped.
 
 A build writes a complete new version beside the live one, then switches
 CURRENT with a rename: a build killed at any moment leaves the previous
-version answering, and a half-written version is never read. Loading checks
+version answering, and a half-written version is never read.
+
+A large index changes in layers instead (`save_layered_version`): the new
+version hard-links the live one's base files (never changed once written, so
+sharing them is safe and removing an old version unlinks only its names), and
+writes beside them a small `delta/` with the stores of the articles added or
+changed since the base, and `hidden.json`, the base's articles to leave out.
+Readers see one index (`LayeredVectorStore`, `LayeredLexicalStore`, and the
+document store's views). When the delta grows past a share of the base, the
+next build writes a whole version again. Loading checks
 the manifest against the running configuration and refuses a mismatch with a
 message that says how to rebuild.
 """
@@ -33,7 +42,7 @@ import shutil
 import sqlite3
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -43,12 +52,20 @@ from retrieval.articles import Article
 from retrieval.chunking import Chunk, ChunkingConfig, Sentence
 from retrieval.documents import DocumentStore, passage_key, sentence_key, write_documents
 from retrieval.errors import UserError
-from retrieval.lexical import Bm25Store, LexicalStore
-from retrieval.vectors import EXACT_LIMIT, Encoding, FaissVectorStore, VectorStore
+from retrieval.lexical import Bm25Store, LayeredLexicalStore, LexicalStore
+from retrieval.vectors import (
+    EXACT_LIMIT,
+    Encoding,
+    FaissVectorStore,
+    LayeredVectorStore,
+    VectorStore,
+)
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 3  # 2: sentence vectors beside chunk vectors; 3: stores reached by id
+# 2: sentence vectors beside chunk vectors; 3: stores reached by id; 4: ANN indexes with a
+# key table beside them, versions in layers
+FORMAT_VERSION = 4
 CURRENT_FILE = "CURRENT"
 VERSIONS_DIR = "versions"
 LOCK_FILE = "build.lock"
@@ -58,6 +75,8 @@ DOCUMENTS_FILE = "documents.sqlite"
 VECTORS_FILE = "passages.faiss"
 SENTENCE_VECTORS_FILE = "sentences.faiss"
 LEXICAL_DIR = "bm25"
+DELTA_DIR = "delta"
+HIDDEN_FILE = "hidden.json"
 # Where vectors live: "local" (FAISS files in the version) or Milvus, whose collections a
 # version names in small JSON files instead (`retrieval.milvus`).
 LOCAL_STORE = "local"
@@ -204,9 +223,12 @@ def load_index(index_dir: Path, expected: IndexConfig | None = None) -> StoredIn
         check_compatible(manifest, expected, index_dir)
     version = current_version(index_dir)
     try:
-        documents = DocumentStore.open(version / DOCUMENTS_FILE)
-        passages, sentences = _open_vectors(version, manifest)
-        lexical = _open_lexical(version, manifest)
+        documents = _open_documents(version)
+        if (version / DELTA_DIR).is_dir():
+            passages, sentences, lexical = _open_layers(version, manifest, documents)
+        else:
+            passages, sentences = _open_vectors(version, manifest)
+            lexical = _open_lexical(version, manifest)
     except (OSError, ValueError, KeyError, TypeError, RuntimeError, sqlite3.Error) as error:
         raise UserError(
             f"index at {index_dir} is damaged ({type(error).__name__} while reading "
@@ -235,6 +257,47 @@ def _stored(store: VectorStore | LexicalStore, count: int) -> int | None:
         rows = stored_rows()
         return rows if rows < count else None
     return None if len(store) == count else len(store)
+
+
+def _hidden(version: Path) -> list[str]:
+    """The base's articles a version in layers leaves out ([] for a version written whole)."""
+    if not (version / DELTA_DIR).is_dir():
+        return []
+    hidden = json.loads((version / HIDDEN_FILE).read_text(encoding="utf-8"))
+    if not isinstance(hidden, list):
+        raise ValueError(f"{HIDDEN_FILE} is not a list")
+    return [str(article_id) for article_id in hidden]
+
+
+def _open_documents(version: Path) -> DocumentStore:
+    if not (version / DELTA_DIR).is_dir():
+        return DocumentStore.open(version / DOCUMENTS_FILE)
+    return DocumentStore.open(
+        version / DOCUMENTS_FILE, version / DELTA_DIR / DOCUMENTS_FILE, _hidden(version)
+    )
+
+
+def _open_layers(
+    version: Path, manifest: Manifest, documents: DocumentStore
+) -> tuple[VectorStore, VectorStore, LexicalStore]:
+    """A version in layers' stores: the base's, less the hidden articles, with the delta's."""
+    delta, hidden = version / DELTA_DIR, _hidden(version)
+    dimension = manifest.dimension
+    hidden_passages = documents.base_keys("passages", hidden)
+    vectors = [
+        LayeredVectorStore(
+            FaissVectorStore.load(version / name, dimension),
+            FaissVectorStore.load(delta / name, dimension),
+            documents.base_keys(table, hidden),
+        )
+        for name, table in ((VECTORS_FILE, "passages"), (SENTENCE_VECTORS_FILE, "sentences"))
+    ]
+    lexical = LayeredLexicalStore(
+        Bm25Store.load(version / LEXICAL_DIR),
+        Bm25Store.load(delta / LEXICAL_DIR, mmap=False),  # reweighed in memory
+        hidden_passages,
+    )
+    return vectors[0], vectors[1], lexical
 
 
 def _open_vectors(version: Path, manifest: Manifest) -> tuple[VectorStore, VectorStore]:
@@ -286,7 +349,7 @@ def open_documents(index_dir: Path) -> DocumentStore:
     check_format(read_manifest(index_dir), index_dir)
     version = current_version(index_dir)
     try:
-        return DocumentStore.open(version / DOCUMENTS_FILE)
+        return _open_documents(version)
     except (OSError, sqlite3.Error) as error:
         raise UserError(
             f"index at {index_dir} is damaged ({type(error).__name__} while reading "
@@ -364,25 +427,16 @@ def save_version(
     `encoding` overrides how sentence vectors are stored (for measuring the choice). With
     a Milvus store (`manifest.store`) the vectors go into two new collections named after
     the version; a build that fails drops them."""
-    versions = index_dir / VERSIONS_DIR
-    versions.mkdir(parents=True, exist_ok=True)
-    name = time.strftime("v%Y%m%d-%H%M%S-") + os.urandom(3).hex()
-    staging = Path(tempfile.mkdtemp(dir=versions, prefix=".partial-"))
+    staging, name = _staging(index_dir)
     try:
-        write_documents(staging / DOCUMENTS_FILE, articles, chunks, sentences)
-        _fsync(staging / DOCUMENTS_FILE)
-        passage_keys = [passage_key(c) for c in chunks]
-        sentence_keys = [sentence_key(s) for s in sentences]
         if manifest.store == LOCAL_STORE:
-            write_vectors(
-                staging / VECTORS_FILE, passage_keys, vectors, manifest.dimension,
-                sentence_encoding(len(chunks)),
-            )  # fmt: skip
-            write_vectors(
-                staging / SENTENCE_VECTORS_FILE, sentence_keys, sentence_vectors,
-                manifest.dimension, encoding or sentence_encoding(len(sentences)),
-            )  # fmt: skip
+            _write_local(staging, manifest.dimension, articles, chunks, vectors, sentences,
+                         sentence_vectors, encoding)  # fmt: skip
         else:
+            write_documents(staging / DOCUMENTS_FILE, articles, chunks, sentences)
+            _fsync(staging / DOCUMENTS_FILE)
+            passage_keys = [passage_key(c) for c in chunks]
+            sentence_keys = [sentence_key(s) for s in sentences]
             from retrieval.milvus import write_generation
 
             # The live version's collections, brought up to date: only what changed is
@@ -399,24 +453,92 @@ def save_version(
                     manifest.store, f"{name}_{kind}", live / pointer if live else None,
                     keys, matrix, owners, staging / pointer, texts,
                 )  # fmt: skip
-        if manifest.store == LOCAL_STORE:  # (Milvus keeps BM25 over the passages itself)
-            titles = {article.id: article.title for article in articles}
-            Bm25Store.build(
-                passage_keys, [f"{titles[c.article_id]}\n{c.text}" for c in chunks]
-            ).save(staging / LEXICAL_DIR)
-        # The manifest goes last: a version with a manifest is a complete one.
-        atomic_write_text(staging / MANIFEST_FILE, json.dumps(asdict(manifest), indent=2))
-        _fsync_dir(staging)
-        final = versions / name
-        os.rename(staging, final)
-        _fsync_dir(versions)
+        return _publish(index_dir, staging, name, manifest)
     except BaseException:
         discard_collections(staging)
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def _staging(index_dir: Path) -> tuple[Path, str]:
+    """A new version's name, and the hidden folder it is written in."""
+    versions = index_dir / VERSIONS_DIR
+    versions.mkdir(parents=True, exist_ok=True)
+    name = time.strftime("v%Y%m%d-%H%M%S-") + os.urandom(3).hex()
+    return Path(tempfile.mkdtemp(dir=versions, prefix=".partial-")), name
+
+
+def _write_local(
+    folder: Path,
+    dimension: int,
+    articles: list[Article],
+    chunks: list[Chunk],
+    vectors: np.ndarray,
+    sentences: list[Sentence],
+    sentence_vectors: np.ndarray,
+    encoding: Encoding | None = None,
+) -> None:
+    """The local stores of these articles into `folder`: documents, vectors, BM25."""
+    folder.mkdir(exist_ok=True)
+    write_documents(folder / DOCUMENTS_FILE, articles, chunks, sentences)
+    _fsync(folder / DOCUMENTS_FILE)
+    passage_keys = [passage_key(c) for c in chunks]
+    write_vectors(folder / VECTORS_FILE, passage_keys, vectors, dimension,
+                  sentence_encoding(len(chunks)))  # fmt: skip
+    write_vectors(
+        folder / SENTENCE_VECTORS_FILE, [sentence_key(s) for s in sentences], sentence_vectors,
+        dimension, encoding or sentence_encoding(len(sentences)),
+    )  # fmt: skip
+    titles = {article.id: article.title for article in articles}
+    Bm25Store.build(passage_keys, [f"{titles[c.article_id]}\n{c.text}" for c in chunks]).save(
+        folder / LEXICAL_DIR
+    )
+
+
+def _publish(index_dir: Path, staging: Path, name: str, manifest: Manifest) -> Path:
+    """Finish a written version and make it the live one."""
+    # The manifest goes last: a version with a manifest is a complete one.
+    atomic_write_text(staging / MANIFEST_FILE, json.dumps(asdict(manifest), indent=2))
+    _fsync_dir(staging)
+    versions = index_dir / VERSIONS_DIR
+    final = versions / name
+    os.rename(staging, final)
+    _fsync_dir(versions)
     atomic_write_text(index_dir / CURRENT_FILE, name + "\n")
     _remove_old_versions(index_dir, keep={name})
     return final
+
+
+def save_layered_version(
+    index_dir: Path,
+    manifest: Manifest,
+    base: Path,
+    hidden: Sequence[str],
+    articles: list[Article],
+    chunks: list[Chunk],
+    vectors: np.ndarray,
+    sentences: list[Sentence],
+    sentence_vectors: np.ndarray,
+) -> Path:
+    """A new version made of `base`'s base files (linked, not copied), a delta holding these
+    articles, and the base's articles to leave out; made the live one. Local stores only."""
+    staging, name = _staging(index_dir)
+    try:
+        for source in sorted(base.rglob("*")):
+            relative = source.relative_to(base)
+            if relative.parts[0] in (DELTA_DIR, HIDDEN_FILE, MANIFEST_FILE):
+                continue
+            if source.is_dir():
+                (staging / relative).mkdir(parents=True, exist_ok=True)
+            else:
+                os.link(source, staging / relative)
+        _write_local(staging / DELTA_DIR, manifest.dimension, articles, chunks, vectors,
+                     sentences, sentence_vectors)  # fmt: skip
+        atomic_write_text(staging / HIDDEN_FILE, json.dumps(sorted(hidden)))
+        return _publish(index_dir, staging, name, manifest)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
 
 
 def _remove_old_versions(index_dir: Path, keep: set[str], spare: int = 1) -> None:

@@ -503,3 +503,72 @@ def _encoding_of(index) -> Encoding:
     else:
         inner = index
     return "fp16" if "ScalarQuantizer" in type(inner).__name__ else "fp32"
+
+
+class LayeredVectorStore:
+    """A version in layers: the base's store less its hidden keys (articles changed or
+    removed since), and the delta's store of what was added since. Read-only."""
+
+    def __init__(self, base: VectorStore, delta: VectorStore, hidden: Sequence[int]) -> None:
+        self.dimension = base.dimension
+        self.base = base
+        self.delta = delta
+        self.hidden = np.unique(_as_keys(hidden))
+        self.delta_keys = np.unique(np.concatenate([k for k, _ in delta.blocks()] or [[]]))
+        self.kind = getattr(base, "kind", "exact")
+        self.is_exact = self.kind == "exact"
+
+    def __len__(self) -> int:
+        return len(self.base) - len(self.hidden) + len(self.delta)
+
+    def add(self, keys: Sequence[int], vectors: np.ndarray) -> None:
+        raise ValueError("this vector store is read-only (a version in layers)")
+
+    def delete(self, keys: Sequence[int]) -> int:
+        raise ValueError("this vector store is read-only (a version in layers)")
+
+    def save(self, path: Path) -> None:
+        raise ValueError("a version in layers is saved by its layers")
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        base_keys, base_scores = self._base_search(queries, k)
+        delta_keys, delta_scores = self.delta.search(queries, k)
+        keys = np.hstack([base_keys, delta_keys])
+        scores = np.hstack([base_scores, delta_scores])
+        best = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        return np.take_along_axis(keys, best, axis=1), np.take_along_axis(scores, best, axis=1)
+
+    def _base_search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The base's best `k` that are not hidden: asked deeper until each query has them."""
+        depth = k + min(len(self.hidden), k)
+        while True:
+            keys, scores = self.base.search(queries, depth)
+            gone = np.isin(keys, self.hidden)
+            keys = np.where(gone, -1, keys)
+            scores = np.where(gone, -np.inf, scores).astype(np.float32)
+            enough = ((keys >= 0).sum(axis=1) >= k).all()
+            if enough or depth >= len(self.base) or depth >= k + len(self.hidden):
+                best = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+                return np.take_along_axis(keys, best, axis=1), np.take_along_axis(
+                    scores, best, axis=1
+                )
+            depth = min(len(self.base), k + len(self.hidden), depth * 2)
+
+    def get(self, keys: Sequence[int]) -> np.ndarray:
+        wanted = _as_keys(keys)
+        out = np.empty((len(wanted), self.dimension), dtype=np.float32)
+        in_delta = np.isin(wanted, self.delta_keys)
+        hidden = np.isin(wanted, self.hidden) & ~in_delta
+        if hidden.any():
+            raise KeyError(int(wanted[np.argmax(hidden)]))
+        if in_delta.any():
+            out[in_delta] = self.delta.get(wanted[in_delta].tolist())
+        if (~in_delta).any():
+            out[~in_delta] = self.base.get(wanted[~in_delta].tolist())
+        return out
+
+    def blocks(self, size: int = 200_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for keys, vectors in self.base.blocks(size):
+            alive = ~np.isin(keys, self.hidden)
+            yield keys[alive], vectors[alive]
+        yield from self.delta.blocks(size)

@@ -11,6 +11,16 @@ from retrieval.store import load_index
 from tests.helpers import ARTICLES, FAKE, build_fake, write_corpus
 
 
+@pytest.fixture(autouse=True, params=["whole", "layers"])
+def layering(request, monkeypatch):
+    """Every test twice: small indexes rewritten whole (as shipped), and every change after
+    the first build written as a layer over the base (as a large index does)."""
+    if request.param == "layers":
+        monkeypatch.setattr(indexing, "LAYER_FROM", 0)
+        monkeypatch.setattr(indexing, "LAYER_SHARE", 100.0)
+    return request.param
+
+
 @pytest.fixture
 def corpus(tmp_path):
     return write_corpus(tmp_path / "corpus")
@@ -166,3 +176,62 @@ def test_files_changed_just_before_the_build_are_hashed_again(corpus, tmp_path, 
     assert (
         file_hashes([corpus], manifest).hashes[path.as_posix()] != manifest.files[path.as_posix()]
     )
+
+
+def _search_texts(index, query, k=10):
+    from retrieval.embedding import load_embedder
+    from retrieval.search import Searcher
+
+    hits = Searcher(index, load_embedder(FAKE.model)).search(query, top_k=k)
+    return [hit.chunk.text for hit in hits]
+
+
+def test_a_change_to_a_large_index_is_a_layer_that_shares_the_base(corpus, tmp_path, monkeypatch):
+    monkeypatch.setattr(indexing, "LAYER_FROM", 0)  # as if the index were large
+    monkeypatch.setattr(indexing, "LAYER_SHARE", 100.0)
+    build_fake(corpus, tmp_path / "index")
+    first = load_index(tmp_path / "index")
+    base_inode = (first.path / "documents.sqlite").stat().st_ino
+    (corpus / "orchard.txt").write_text(
+        "Orchard festival cancelled\n\nRain cancelled the festival in Kettlebrook.\n"
+    )
+    (corpus / "bridge.txt").write_text("Bridge repainted\n\nThe old bridge was painted blue.\n")
+    build_fake(corpus, tmp_path / "index")
+    index = load_index(tmp_path / "index", FAKE)
+    version = index.path
+    assert (version / "delta").is_dir()
+    # The base is the first version's files, linked: no byte of it written again.
+    assert (version / "documents.sqlite").stat().st_ino == base_inode
+    old_orchard = [k for k, c in first.documents.all_passages() if "12,000" in c.text]
+    assert old_orchard
+    assert len(index.passages) == len(index.lexical) == index.manifest.passages
+    assert len(index.sentences) == index.manifest.sentences == len(index.documents.all_sentences())
+    assert index.documents.passage_count == index.manifest.passages
+    with pytest.raises(KeyError):
+        index.passages.get(old_orchard)
+    texts = _search_texts(index, "festival visitors Kettlebrook")
+    assert any("Rain cancelled" in t for t in texts) and not any("12,000" in t for t in texts)
+    assert any("bridge was painted" in t for t in _search_texts(index, "bridge painted blue"))
+    titles = sorted(a.title for a in index.documents.articles())
+    assert titles == sorted(
+        ["Bridge repainted", "Harbour ferry returns to Port Wren", "Orchard festival cancelled",
+         "Students name a new asteroid"]
+    )  # fmt: skip
+    # A second change layers over the same base: the delta is written again, small.
+    (corpus / "bridge.txt").unlink()
+    build_fake(corpus, tmp_path / "index")
+    index = load_index(tmp_path / "index", FAKE)
+    assert (index.path / "documents.sqlite").stat().st_ino == base_inode
+    assert not any("bridge" in t for t in _search_texts(index, "bridge painted blue"))
+    assert index.documents.article_count() == 3
+
+
+def test_a_delta_past_its_share_of_the_base_is_written_whole(corpus, tmp_path, monkeypatch):
+    monkeypatch.setattr(indexing, "LAYER_FROM", 0)
+    monkeypatch.setattr(indexing, "LAYER_SHARE", 0.01)
+    build_fake(corpus, tmp_path / "index")
+    (corpus / "bridge.txt").write_text("Bridge repainted\n\nThe old bridge was painted blue.\n")
+    build_fake(corpus, tmp_path / "index")
+    index = load_index(tmp_path / "index", FAKE)
+    assert not (index.path / "delta").exists()
+    assert index.manifest.passages == len(index.passages) == len(index.documents.all_passages())

@@ -48,3 +48,30 @@ def test_mismatched_keys_and_a_missing_folder_are_errors(tmp_path):
         Bm25Store.build([1, 2], ["one"])
     with pytest.raises(OSError, match="keys.npy missing"):
         Bm25Store.load(tmp_path / "bm25")
+
+
+def test_a_layered_store_scores_the_delta_as_one_corpus_with_the_base(tmp_path):
+    from retrieval.lexical import LayeredLexicalStore
+
+    # Passages of one length each, so that BM25's length term is the same in every layer.
+    texts = {
+        1: "harbour ferry crossing dawn",
+        2: "orchard cider apples press",
+        3: "council harbour budget vote",
+        4: "school asteroid name pupils",
+        5: "harbour ferry repair engineers",
+    }
+    whole = Bm25Store.build(list(texts), list(texts.values()))
+    Bm25Store.build([1, 2, 3, 4], [texts[k] for k in (1, 2, 3, 4)]).save(tmp_path / "base")
+    Bm25Store.build([5], [texts[5]]).save(tmp_path / "delta")
+    layered = LayeredLexicalStore(
+        Bm25Store.load(tmp_path / "base"), Bm25Store.load(tmp_path / "delta", mmap=False), [3]
+    )
+    assert len(layered) == 4
+    (found,) = layered.search(["harbour ferry engineers"], k=5)
+    (expected,) = whole.search(["harbour ferry engineers"], k=5)
+    assert 3 not in found and set(found) == set(expected) - {3}
+    assert found[5] == pytest.approx(expected[5], rel=1e-5)
+    assert found[1] > 0  # (scored with the base's own counts)
+    with pytest.raises(ValueError, match="mmap=False"):
+        Bm25Store.load(tmp_path / "delta").reweigh(Bm25Store.load(tmp_path / "base"))

@@ -97,3 +97,27 @@ def test_shaped_noise_stays_near_the_source_and_within_the_pool_span():
     # Every distractor vector is a combination of pool vectors: nothing outside their span.
     basis, *_ = np.linalg.lstsq(pool.T, out.T, rcond=None)
     assert np.allclose(pool.T @ basis, out.T, atol=1e-4)
+
+
+def test_adding_one_article_to_a_large_index_writes_a_layer(tmp_path, monkeypatch):
+    from retrieval import indexing
+    from retrieval.articles import Article, article_id
+    from retrieval.bench.scale import add_one_article
+    from retrieval.indexing import build_index_from_articles
+    from retrieval.store import load_index
+    from tests.helpers import ARTICLES, FAKE
+
+    monkeypatch.setattr(indexing, "LAYER_FROM", 0)  # as if the index were large
+    monkeypatch.setattr(indexing, "LAYER_SHARE", 100.0)
+    articles = [
+        Article(article_id(name, text), text.split("\n")[0], name, text)
+        for name, text in ARTICLES.items()
+    ]
+    build_index_from_articles(articles, tmp_path / "index", config=FAKE)
+    before = load_index(tmp_path / "index").manifest.passages
+    row = add_one_article(tmp_path / "index", articles, TEXTS, config=FAKE)
+    assert row["add_one_article_layered"] and row["add_one_article_embedded"] > 0
+    assert row["add_one_article_s"] > 0
+    index = load_index(tmp_path / "index", FAKE)
+    assert index.manifest.passages == len(index.passages) > before
+    assert "Added item" in {a.title for a in index.documents.articles()}

@@ -219,3 +219,29 @@ def test_a_reopened_store_knows_its_encoding(tmp_path, encoding, exact_limit, hn
     store.save(tmp_path / "v.faiss")
     for writable in (False, True):
         assert FaissVectorStore.load(tmp_path / "v.faiss", DIM, writable).encoding == encoding
+
+
+def test_a_layered_store_searches_both_layers_without_the_hidden_keys():
+    from retrieval.vectors import LayeredVectorStore
+
+    keys, vectors = _keys(400), _unit(400)
+    base = FaissVectorStore.create(DIM, keys[:300], vectors[:300])
+    delta = FaissVectorStore.create(DIM, keys[300:], vectors[300:])
+    hidden = keys[:50]
+    layered = LayeredVectorStore(base, delta, hidden)
+    assert len(layered) == 350
+    queries = _unit(30, seed=5)
+    alive = np.arange(50, 400)
+    exact = keys[alive][np.argsort(-(queries @ vectors[alive].T), axis=1)[:, :10]]
+    found, scores = layered.search(queries, 10)
+    assert [sorted(row) for row in found] == [sorted(row) for row in exact]
+    assert (np.diff(scores, axis=1) <= 1e-6).all()
+    # A query whose nearest vectors are all hidden still gets ten live ones.
+    found, _ = layered.search(vectors[:1], 10)
+    assert not set(found[0]) & set(hidden) and (found[0] >= 0).all()
+    assert np.allclose(layered.get([keys[320], keys[60]]), vectors[[320, 60]], atol=1e-6)
+    with pytest.raises(KeyError):
+        layered.get([keys[3]])
+    assert sorted(np.concatenate([k for k, _ in layered.blocks(100)])) == sorted(keys[alive])
+    with pytest.raises(ValueError, match="read-only"):
+        layered.add([1], _unit(1))
