@@ -366,15 +366,15 @@ def _layers(
     hidden = sorted(in_base - {article.id for article in articles})
     fresh = [article for article in articles if article.id not in in_base]
     cut(fresh)
-    changed = len(documents.base_keys("passages", hidden))
-    changed += sum(len(parts[article.id][0]) for article in fresh)
+    hidden_passages = len(documents.base_keys("passages", hidden))
+    changed = hidden_passages + sum(len(parts[article.id][0]) for article in fresh)
     if changed > LAYER_SHARE * documents.base_passage_count:
         return None
     base_sentences = getattr(previous.sentences, "base", previous.sentences)
     return Layers(
         articles=fresh,
         hidden=hidden,
-        base_passages=documents.base_passage_count - len(documents.base_keys("passages", hidden)),
+        base_passages=documents.base_passage_count - hidden_passages,
         base_sentences=len(base_sentences) - len(documents.base_keys("sentences", hidden)),
     )
 

@@ -25,6 +25,7 @@ import contextlib
 import functools
 import math
 import os
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Literal, Protocol
@@ -35,22 +36,25 @@ Encoding = Literal["fp32", "fp16"]
 # Up to this many vectors a search reads them all (a few ms at 100k x 384 on two cores).
 EXACT_LIMIT = 100_000
 # The graph: links per vector, and the breadth of the search when building and asking.
-# Measured on 1,000,000 synthetic passage vectors (`article-qa eval-scale`'s, fp16):
-# recall@10 against exact 0.862 / 0.929 / 0.962 / 0.980 at efSearch 32 / 64 / 128 / 256,
-# 0.26 / 0.41 / 0.77 / 1.46 ms a question on one thread; built in 256 s on two cores.
+# Measured on `article-qa eval-scale`'s 1,000,000 passages (fp16, built in about 260 s on
+# two cores; recall@10 against exact search, 200 test-half questions, one thread):
+# efSearch 128 / 256 / 512 / 1024 / 2048 found 0.810 / 0.888 / 0.929 / 0.973 / 0.989 in
+# 1.1 / 2.0 / 3.0 / 6.1 / 12.9 ms. Its distractors are a crowd of recombined sentences around
+# every question, harder than most data: distractors drawn near the questions' own articles
+# gave 0.962 at 128. An fp32 graph was no faster (1.3 against 0.8 ms at 128).
 HNSW_LIMIT = 2_000_000
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 40
-HNSW_EF_SEARCH = 128
-# IVF-PQ: lists probed, and how many candidates its codes propose for exact scoring.
-# Measured on 5,000,000 synthetic sentence vectors (fp16, 2 * sqrt(n) lists, built in 241 s
-# on two cores): recall against exact of the top 10 / top 100 (what search asks for) was
-# 0.919 / 0.796 with 400 candidates, 0.983 / 0.959 with 1,000, 0.993 / 0.989 with 2,000;
-# probing 8 or 32 lists instead of 16 changed them by less than 0.015. The codes alone rank
-# too coarsely: re-scoring is what finds the top. Reading a candidate's vector costs about
-# 5 us (`VectorFile`), so 1,000 candidates take 5 ms a question and 2,000 twice that.
-PQ_NPROBE = 16
-PQ_CANDIDATES = 1000
+HNSW_EF_SEARCH = 1024
+# IVF-PQ: lists probed, and how many candidates its codes propose for exact scoring. On the
+# 4,998,245 sentence vectors of `eval-scale`'s million passages (2 * sqrt(n) lists), recall
+# of the top 100 (what search asks for) against exact search, warm page cache:
+#   16 lists: 0.747 / 0.778 / 0.792 with 1,000 / 2,000 / 4,000 candidates (6.7 / 7.8 / 13 ms)
+#   64 lists: 0.790 / 0.839 / 0.869 (7.6 / 10.1 / 15.3 ms)
+# Drawn near the questions' own articles instead, 1,000 candidates from 16 lists found 0.959.
+# The codes alone rank too coarsely: re-scoring is what finds the top.
+PQ_NPROBE = 64
+PQ_CANDIDATES = 2000
 
 
 # Batches at least this big are searched with every core.
@@ -390,13 +394,12 @@ class FaissVectorStore:
         stored = VectorFile(beside) if keys is not None and beside.is_file() else None
         index = None
         if not writable:
-            # Inverted lists are mapped by IO_FLAG_MMAP, a graph's vectors by IO_FLAG_MMAP_IFC.
-            flags = faiss.IO_FLAG_READ_ONLY | (
-                faiss.IO_FLAG_MMAP_IFC if keys is not None and stored is None
-                else faiss.IO_FLAG_MMAP
-            )  # fmt: skip
+            # Inverted lists are mapped; a graph is read whole: mapping its vectors too
+            # (IO_FLAG_MMAP_IFC) made opening a million of them take 5.8 s from a cold
+            # page cache, against 1.2 s read whole (1 GB of memory, which its searches
+            # touched most of anyway).
             try:
-                index = faiss.read_index(str(path), flags)
+                index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
             except RuntimeError:
                 index = None  # an index type FAISS cannot map: read it whole
         if index is None:
@@ -412,6 +415,8 @@ class FaissVectorStore:
         encoding = _encoding_of(index) if stored is None else _dtype_encoding(stored.dtype)
         store = cls(dimension, encoding, index=index, read_only=not writable, keys=keys,
                     stored=stored)  # fmt: skip
+        if stored is not None and not writable:
+            warm([path, beside])  # the inverted lists, and the vectors they are re-scored with
         if keys is None or not writable:
             return store
         # To be changed: read back into an exact index; saving makes it an ANN index again.
@@ -486,6 +491,27 @@ class VectorFile:
             data = b"".join(os.pread(self.fd, size, self.offset + row * size)
                             for row in rows.tolist())  # fmt: skip
         return np.frombuffer(data, dtype=self.dtype).reshape(len(rows), self.shape[1])
+
+
+def warm(paths: Sequence[Path]) -> threading.Thread:
+    """Read these files once, in the background, so that they sit in the page cache: an ANN
+    store's questions read its files at random, and each read that misses the cache waits on
+    the disk (a search over a million passages took 94 ms with the cache cold, against about
+    20 warm). The page cache is the kernel's to reclaim; the process's memory does not grow."""
+
+    def read() -> None:
+        buffer = bytearray(WARM_BLOCK)
+        for path in paths:
+            with contextlib.suppress(OSError), open(path, "rb", buffering=0) as handle:
+                while handle.readinto(buffer):
+                    pass
+
+    thread = threading.Thread(target=read, name="article-qa-warm", daemon=True)
+    thread.start()
+    return thread
+
+
+WARM_BLOCK = 8 * 2**20
 
 
 def _dtype_encoding(dtype: np.dtype) -> Encoding:
