@@ -79,7 +79,7 @@ bench-build: setup
 		--add $(DATA)/squad-dev-test.json --json $(RESULTS)/build.json
 
 # The index at 100,000 and 1,000,000 passages: the evaluation articles among synthetic ones.
-# The 1M build peaks near 20 GB of memory and writes 7.6 GB to the temp folder (about 15 min).
+# The 1M build peaks near 19 GB of memory and writes 7.4 GB to the temp folder (about 22 min).
 bench-scale: setup
 	mkdir -p $(RESULTS)
 	$(BIN)/article-qa eval-scale --data $(DATA) --passages 100000 --passages 1000000 \
