@@ -40,6 +40,7 @@ from retrieval.resume import BLOCK, EmbeddingCache
 from retrieval.store import (
     FORMAT_VERSION,
     LOCAL_STORE,
+    Contents,
     IndexConfig,
     Manifest,
     StoredIndex,
@@ -315,11 +316,11 @@ def _build(
         sentences=len(sentences) + (layers.base_sentences if layers else 0),
         store=store,
     )
+    contents = Contents(written, chunks, vectors, sentences, sentence_vectors)
     if layers is not None:
-        save_layered_version(index_dir, manifest, previous.path, layers.hidden, written,
-                             chunks, vectors, sentences, sentence_vectors)  # fmt: skip
+        save_layered_version(index_dir, manifest, previous.path, layers.hidden, contents)
     else:
-        save_version(index_dir, manifest, written, chunks, vectors, sentences, sentence_vectors)
+        save_version(index_dir, manifest, contents)
     cache.clear()
     report("save", 1, 1)
     return BuildReport(

@@ -412,15 +412,20 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+@dataclass(frozen=True)
+class Contents:
+    """What a version (or a layer of one) holds: articles, their passages and sentences,
+    and the vectors of each, in the same order."""
+
+    articles: list[Article]
+    chunks: list[Chunk]
+    vectors: np.ndarray
+    sentences: list[Sentence]
+    sentence_vectors: np.ndarray
+
+
 def save_version(
-    index_dir: Path,
-    manifest: Manifest,
-    articles: list[Article],
-    chunks: list[Chunk],
-    vectors: np.ndarray,
-    sentences: list[Sentence],
-    sentence_vectors: np.ndarray,
-    encoding: Encoding | None = None,
+    index_dir: Path, manifest: Manifest, contents: Contents, encoding: Encoding | None = None
 ) -> Path:
     """Write a complete new version, then make it the live one; returns its folder.
 
@@ -428,10 +433,10 @@ def save_version(
     a Milvus store (`manifest.store`) the vectors go into two new collections named after
     the version; a build that fails drops them."""
     staging, name = _staging(index_dir)
+    articles, chunks, sentences = contents.articles, contents.chunks, contents.sentences
     try:
         if manifest.store == LOCAL_STORE:
-            _write_local(staging, manifest.dimension, articles, chunks, vectors, sentences,
-                         sentence_vectors, encoding)  # fmt: skip
+            _write_local(staging, manifest.dimension, contents, encoding)
         else:
             write_documents(staging / DOCUMENTS_FILE, articles, chunks, sentences)
             _fsync(staging / DOCUMENTS_FILE)
@@ -444,9 +449,9 @@ def save_version(
             live = _live_version(index_dir)
             titles = {article.id: article.title for article in articles}
             for kind, keys, matrix, owners, pointer, texts in (
-                ("passages", passage_keys, vectors, [c.article_id for c in chunks],
+                ("passages", passage_keys, contents.vectors, [c.article_id for c in chunks],
                  MILVUS_VECTORS_FILE, [f"{titles[c.article_id]}\n{c.text}" for c in chunks]),
-                ("sentences", sentence_keys, sentence_vectors,
+                ("sentences", sentence_keys, contents.sentence_vectors,
                  [s.article_id for s in sentences], MILVUS_SENTENCES_FILE, None),
             ):  # fmt: skip
                 write_generation(
@@ -469,16 +474,11 @@ def _staging(index_dir: Path) -> tuple[Path, str]:
 
 
 def _write_local(
-    folder: Path,
-    dimension: int,
-    articles: list[Article],
-    chunks: list[Chunk],
-    vectors: np.ndarray,
-    sentences: list[Sentence],
-    sentence_vectors: np.ndarray,
-    encoding: Encoding | None = None,
+    folder: Path, dimension: int, contents: Contents, encoding: Encoding | None = None
 ) -> None:
-    """The local stores of these articles into `folder`: documents, vectors, BM25."""
+    """The local stores of these contents into `folder`: documents, vectors, BM25."""
+    articles, chunks, sentences = contents.articles, contents.chunks, contents.sentences
+    vectors, sentence_vectors = contents.vectors, contents.sentence_vectors
     folder.mkdir(exist_ok=True)
     write_documents(folder / DOCUMENTS_FILE, articles, chunks, sentences)
     _fsync(folder / DOCUMENTS_FILE)
@@ -510,15 +510,7 @@ def _publish(index_dir: Path, staging: Path, name: str, manifest: Manifest) -> P
 
 
 def save_layered_version(
-    index_dir: Path,
-    manifest: Manifest,
-    base: Path,
-    hidden: Sequence[str],
-    articles: list[Article],
-    chunks: list[Chunk],
-    vectors: np.ndarray,
-    sentences: list[Sentence],
-    sentence_vectors: np.ndarray,
+    index_dir: Path, manifest: Manifest, base: Path, hidden: Sequence[str], contents: Contents
 ) -> Path:
     """A new version made of `base`'s base files (linked, not copied), a delta holding these
     articles, and the base's articles to leave out; made the live one. Local stores only."""
@@ -532,8 +524,7 @@ def save_layered_version(
                 (staging / relative).mkdir(parents=True, exist_ok=True)
             else:
                 os.link(source, staging / relative)
-        _write_local(staging / DELTA_DIR, manifest.dimension, articles, chunks, vectors,
-                     sentences, sentence_vectors)  # fmt: skip
+        _write_local(staging / DELTA_DIR, manifest.dimension, contents)
         atomic_write_text(staging / HIDDEN_FILE, json.dumps(sorted(hidden)))
         return _publish(index_dir, staging, name, manifest)
     except BaseException:

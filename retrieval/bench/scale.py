@@ -282,7 +282,7 @@ def write_scale_index(
     """The combined version, through the store code a build uses."""
     from dataclasses import replace
 
-    from retrieval.store import save_version
+    from retrieval.store import Contents, save_version
 
     combined = replace(
         manifest,
@@ -291,9 +291,8 @@ def write_scale_index(
         passages=len(chunks),
         sentences=len(sentences),
     )
-    save_version(
-        index_dir, combined, articles, chunks, vectors, sentences, sentence_vectors, encoding
-    )
+    contents = Contents(list(articles), list(chunks), vectors, list(sentences), sentence_vectors)
+    save_version(index_dir, combined, contents, encoding)
 
 
 def _measure_in_subprocess(index_dir: Path, questions_path: Path) -> dict:
