@@ -125,6 +125,7 @@ class DocumentStore:
         self._lock = threading.RLock()  # held by a method around its own queries too
         self._articles: dict[str, Article] = {}
         self._df_cache: dict[str, int] = {}
+        self._df_sql = "SELECT df FROM terms WHERE stem = ?1"
         self.passage_count = int(self._meta("passages", "0"))
         self.base_passage_count = self.passage_count  # of the base alone, in layers
 
@@ -156,15 +157,17 @@ class DocumentStore:
                 f"CREATE TEMP VIEW {table} AS SELECT * FROM main.{table} WHERE {owner} NOT IN "
                 f"(SELECT id FROM hidden) UNION ALL SELECT * FROM delta.{table}"
             )
-        # A hidden sentence is never looked up (searches drop hidden keys first); a word's
-        # passage count keeps the hidden passages (a few, against the base's many).
+        # A hidden sentence is never looked up (searches drop hidden keys first).
         db.execute(
             "CREATE TEMP VIEW sentence_passages AS SELECT * FROM main.sentence_passages "
             "UNION ALL SELECT * FROM delta.sentence_passages"
         )
-        db.execute(
-            "CREATE TEMP VIEW terms AS SELECT stem, sum(df) AS df FROM (SELECT * FROM main.terms "
-            "UNION ALL SELECT * FROM delta.terms) GROUP BY stem"
+        # A word's passage count is the sum of the layers' (keeping the hidden passages: a
+        # few, against the base's many), each looked up by its key: a view summing the two
+        # with GROUP BY took 3.0 ms a word at a million passages, this 0.1 (175 question words).
+        self._df_sql = (
+            "SELECT coalesce((SELECT df FROM main.terms WHERE stem = ?1), 0) "
+            "+ coalesce((SELECT df FROM delta.terms WHERE stem = ?1), 0)"
         )
         gone = self.base_keys("passages", hidden)
         added = int(self._query("SELECT value FROM delta.meta WHERE name = 'passages'")[0][0])
@@ -353,7 +356,7 @@ class DocumentStore:
         """Inverse document frequency of a content stem over the passages."""
         df = self._df_cache.get(stem)
         if df is None:
-            rows = self._query("SELECT df FROM terms WHERE stem = ?", (stem,))
+            rows = self._query(self._df_sql, (stem,))
             df = self._df_cache[stem] = rows[0][0] if rows else 0
         return inverse_document_frequency(df, self.passage_count)
 

@@ -212,6 +212,16 @@ def test_a_change_to_a_large_index_is_a_layer_that_shares_the_base(corpus, tmp_p
     texts = _search_texts(index, "festival visitors Kettlebrook")
     assert any("Rain cancelled" in t for t in texts) and not any("12,000" in t for t in texts)
     assert any("bridge was painted" in t for t in _search_texts(index, "bridge painted blue"))
+    # Word statistics over both layers: as a version written whole has them, for words of
+    # articles that did not change.
+    from retrieval.text import content_stems
+
+    shutil.copytree(corpus, tmp_path / "same")
+    build_fake(tmp_path / "same", tmp_path / "whole")
+    whole = load_index(tmp_path / "whole")
+    for word in ("harbour", "bridge", "asteroid"):
+        (stem,) = content_stems(word)
+        assert index.documents.idf(stem) == pytest.approx(whole.documents.idf(stem))
     titles = sorted(a.title for a in index.documents.articles())
     assert titles == sorted(
         ["Bridge repainted", "Harbour ferry returns to Port Wren", "Orchard festival cancelled",
