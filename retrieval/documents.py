@@ -128,6 +128,8 @@ class DocumentStore:
         self._df_sql = "SELECT df FROM terms WHERE stem = ?1"
         self.passage_count = int(self._meta("passages", "0"))
         self.base_passage_count = self.passage_count  # of the base alone, in layers
+        # In layers: the keys of the base's passages and sentences of the hidden articles.
+        self.hidden_keys: dict[str, list[int]] = {"passages": [], "sentences": []}
 
     @classmethod
     def open(
@@ -169,9 +171,10 @@ class DocumentStore:
             "SELECT coalesce((SELECT df FROM main.terms WHERE stem = ?1), 0) "
             "+ coalesce((SELECT df FROM delta.terms WHERE stem = ?1), 0)"
         )
-        gone = self.base_keys("passages", hidden)
+        self.hidden_keys = {table: self.base_keys(table, hidden)
+                            for table in ("passages", "sentences")}  # fmt: skip
         added = int(self._query("SELECT value FROM delta.meta WHERE name = 'passages'")[0][0])
-        self.passage_count += added - len(gone)
+        self.passage_count += added - len(self.hidden_keys["passages"])
 
     def base_keys(self, table: str, article_ids: Sequence[str]) -> list[int]:
         """The keys of the base's `table` ("passages"/"sentences") of these articles."""

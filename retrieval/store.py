@@ -281,21 +281,19 @@ def _open_layers(
     version: Path, manifest: Manifest, documents: DocumentStore
 ) -> tuple[VectorStore, VectorStore, LexicalStore]:
     """A version in layers' stores: the base's, less the hidden articles, with the delta's."""
-    delta, hidden = version / DELTA_DIR, _hidden(version)
-    dimension = manifest.dimension
-    hidden_passages = documents.base_keys("passages", hidden)
+    delta, dimension = version / DELTA_DIR, manifest.dimension
     vectors = [
         LayeredVectorStore(
             FaissVectorStore.load(version / name, dimension),
             FaissVectorStore.load(delta / name, dimension),
-            documents.base_keys(table, hidden),
+            documents.hidden_keys[table],
         )
         for name, table in ((VECTORS_FILE, "passages"), (SENTENCE_VECTORS_FILE, "sentences"))
     ]
     lexical = LayeredLexicalStore(
         Bm25Store.load(version / LEXICAL_DIR),
         Bm25Store.load(delta / LEXICAL_DIR, mmap=False),  # reweighed in memory
-        hidden_passages,
+        documents.hidden_keys["passages"],
     )
     return vectors[0], vectors[1], lexical
 

@@ -13,9 +13,9 @@ numbers, with the keys beside it in a `.keys.npy` file:
   codes and only the pages of stored vectors a question's candidates touch.
 
 Either kind can hold its vectors as fp32 or, to halve the memory, fp16. An ANN
-store opens memory-mapped (the FAISS file and the keys: nothing is built at
-open) and is read-only; opened to be changed, it is read back into an exact
-index, and saved as an ANN index again. Ids are the document store's record
+store opens without building anything (a graph is read whole, inverted lists
+and the keys are memory-mapped) and is read-only; opened to be changed, it is
+read back into an exact index, and saved as an ANN index again. Ids are the document store's record
 keys, so no caller ever sees a row number.
 """
 
@@ -26,7 +26,7 @@ import functools
 import math
 import os
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -274,16 +274,22 @@ class FaissVectorStore:
             return np.asarray(self.stored[rows], dtype=np.float32)
         return self.index.reconstruct_batch(rows).reshape(-1, self.dimension)
 
-    def blocks(self, size: int = 200_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """(keys, vectors) of everything stored, `size` at a time, in no particular order."""
+    def stored_keys(self) -> np.ndarray:
+        """Every key stored, in the order `blocks` gives their vectors; no vector read."""
         import faiss
 
+        if self.keys is not None:
+            return np.asarray(self.keys[0])
+        return faiss.vector_to_array(self.index.id_map).astype(np.int64)
+
+    def blocks(self, size: int = 200_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(keys, vectors) of everything stored, `size` at a time, in no particular order."""
         if self.keys is not None:
             for at in range(0, len(self), size):
                 rows = np.arange(at, min(len(self), at + size))
                 yield np.asarray(self.keys[0][rows]), self._vectors(rows)
             return
-        keys = faiss.vector_to_array(self.index.id_map).astype(np.int64)
+        keys = self.stored_keys()
         for at in range(0, len(self), size):
             count = min(size, len(self) - at)
             vectors = self.index.index.reconstruct_n(at, count).reshape(-1, self.dimension)
@@ -321,7 +327,7 @@ class FaissVectorStore:
         return cls(dimension, encoding, exact_limit, index=index, read_only=True,
                    keys=_key_table(ids), hnsw_limit=hnsw_limit, stored=stored)  # fmt: skip
 
-    def _ann(self, vectors: np.ndarray, progress: Callable[[int], None] | None = None):
+    def _ann(self, vectors: np.ndarray):
         """An ANN index of these vectors over their row numbers: a graph up to `hnsw_limit`
         vectors, IVF-PQ codes above (and the vectors they are re-scored with). Returns
         (index, vectors kept beside it or None)."""
@@ -353,8 +359,6 @@ class FaissVectorStore:
             index = codes
         for at in range(0, len(vectors), ADD_BLOCK):
             index.add(vectors[at : at + ADD_BLOCK])
-            if progress is not None:
-                progress(min(len(vectors), at + ADD_BLOCK))
         if hasattr(index, "hnsw"):
             return index, None
         return index, vectors.astype(np.float16 if self.encoding == "fp16" else np.float32)
@@ -531,16 +535,22 @@ def _encoding_of(index) -> Encoding:
     return "fp16" if "ScalarQuantizer" in type(inner).__name__ else "fp32"
 
 
+def _best(keys: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's `k` best (keys, scores), best first."""
+    best = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(keys, best, axis=1), np.take_along_axis(scores, best, axis=1)
+
+
 class LayeredVectorStore:
     """A version in layers: the base's store less its hidden keys (articles changed or
     removed since), and the delta's store of what was added since. Read-only."""
 
-    def __init__(self, base: VectorStore, delta: VectorStore, hidden: Sequence[int]) -> None:
+    def __init__(self, base: VectorStore, delta: FaissVectorStore, hidden: Sequence[int]) -> None:
         self.dimension = base.dimension
         self.base = base
         self.delta = delta
         self.hidden = np.unique(_as_keys(hidden))
-        self.delta_keys = np.unique(np.concatenate([k for k, _ in delta.blocks()] or [[]]))
+        self.delta_keys = np.unique(delta.stored_keys())
         self.kind = getattr(base, "kind", "exact")
         self.is_exact = self.kind == "exact"
 
@@ -559,10 +569,7 @@ class LayeredVectorStore:
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         base_keys, base_scores = self._base_search(queries, k)
         delta_keys, delta_scores = self.delta.search(queries, k)
-        keys = np.hstack([base_keys, delta_keys])
-        scores = np.hstack([base_scores, delta_scores])
-        best = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-        return np.take_along_axis(keys, best, axis=1), np.take_along_axis(scores, best, axis=1)
+        return _best(np.hstack([base_keys, delta_keys]), np.hstack([base_scores, delta_scores]), k)
 
     def _base_search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The base's best `k` that are not hidden: asked deeper until each query has them."""
@@ -574,10 +581,7 @@ class LayeredVectorStore:
             scores = np.where(gone, -np.inf, scores).astype(np.float32)
             enough = ((keys >= 0).sum(axis=1) >= k).all()
             if enough or depth >= len(self.base) or depth >= k + len(self.hidden):
-                best = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-                return np.take_along_axis(keys, best, axis=1), np.take_along_axis(
-                    scores, best, axis=1
-                )
+                return _best(keys, scores, k)
             depth = min(len(self.base), k + len(self.hidden), depth * 2)
 
     def get(self, keys: Sequence[int]) -> np.ndarray:

@@ -48,7 +48,7 @@ from retrieval.bench import (
 )
 from retrieval.chunking import Chunk, Sentence, chunk_id
 from retrieval.search import SENTENCE_CANDIDATES
-from retrieval.store import sentence_encoding
+from retrieval.store import IndexConfig, sentence_encoding
 
 SENTENCES_PER_PASSAGE = 5
 PASSAGES_PER_ARTICLE = 10
@@ -182,7 +182,10 @@ def _one_size(
 
 
 def add_one_article(
-    index_dir: Path, articles: list[Article], pool_texts: Sequence[str], config=None
+    index_dir: Path,
+    articles: list[Article],
+    pool_texts: Sequence[str],
+    config: IndexConfig | None = None,
 ) -> dict:
     """Time a build that adds one new article (ten passages of pool sentences) to the index of
     `articles`, through the build code, with the articles already loaded (the corpus scan and
