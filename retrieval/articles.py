@@ -14,8 +14,8 @@ import logging
 import os
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -94,10 +94,28 @@ class SkippedFile:
 
 
 @dataclass(frozen=True)
+class KeptArticle:
+    """An article of a file unchanged since the live index was built, taken from that index
+    instead of being read, cleaned and hashed again: what a build needs of it, no text."""
+
+    id: str
+    source: str
+    content_hash: str
+
+
+# What a load yields for each article: read from its file, or kept from the live index.
+Loaded = Article | KeptArticle
+
+
+@dataclass(frozen=True)
 class LoadResult:
-    articles: tuple[Article, ...]
+    articles: tuple[Loaded, ...]
     skipped: tuple[SkippedFile, ...]
     duplicates: tuple[SkippedFile, ...]
+    # File -> {article source: article id}, for each file every record of which became an
+    # article of the load (none skipped, none a duplicate): while its bytes stay the same,
+    # a later build may keep its articles unread (`load_articles(kept=...)`).
+    whole_files: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 class _Skip(Exception):
@@ -114,14 +132,25 @@ def list_files(paths: Sequence[str | Path]) -> list[Path]:
     return _walk(paths)
 
 
-def load_articles(paths: Sequence[str | Path]) -> LoadResult:
+def load_articles(
+    paths: Sequence[str | Path], kept: Mapping[str, Sequence[KeptArticle]] | None = None
+) -> LoadResult:
     """Load every article under the given folders and files.
 
     A bad file never stops the load: it is reported in `skipped` (and logged),
     and a file whose clean text repeats an earlier article's is reported in
-    `duplicates`. Raises UserError only for a path that does not exist.
+    `duplicates`. A file named in `kept` (by its posix path) is not read: its
+    articles are the ones given. Raises UserError only for a path that does not exist.
     """
-    return gather(load_file(path) for path in _walk(paths))
+    kept = kept or {}
+
+    def load(path: Path) -> tuple[str, Sequence[Loaded], list[SkippedFile]]:
+        key = path.as_posix()
+        if key in kept:
+            return key, kept[key], []
+        return (key, *load_file(path))
+
+    return gather(load(path) for path in _walk(paths))
 
 
 def load_file(path: Path) -> tuple[list[Article], list[SkippedFile]]:
@@ -132,13 +161,17 @@ def load_file(path: Path) -> tuple[list[Article], list[SkippedFile]]:
         return [], [SkippedFile(path.as_posix(), str(skip))]
 
 
-def gather(loaded: Iterable[tuple[list[Article], list[SkippedFile]]]) -> LoadResult:
-    """The files' articles in order, each text once: a later copy is reported as a duplicate."""
-    articles: list[Article] = []
+def gather(loaded: Iterable[tuple[str, Sequence[Loaded], Sequence[SkippedFile]]]) -> LoadResult:
+    """The files' articles in order, each text once: a later copy is reported as a duplicate.
+
+    `loaded`: each file's path, its articles and the records of it skipped."""
+    articles: list[Loaded] = []
     skipped: list[SkippedFile] = []
     duplicates: list[SkippedFile] = []
+    whole_files: dict[str, dict[str, str]] = {}
     source_of_text: dict[str, str] = {}
-    for found, bad_records in loaded:
+    for path, found, bad_records in loaded:
+        whole = not bad_records
         for record in bad_records:
             logger.warning("skipped %s: %s", record.path, record.reason)
             skipped.append(record)
@@ -148,9 +181,12 @@ def gather(loaded: Iterable[tuple[list[Article], list[SkippedFile]]]) -> LoadRes
                 duplicate = SkippedFile(article.source, f"same text as {first_source}")
                 logger.warning("skipped %s: %s", duplicate.path, duplicate.reason)
                 duplicates.append(duplicate)
+                whole = False
             else:
                 articles.append(article)
-    return LoadResult(tuple(articles), tuple(skipped), tuple(duplicates))
+        if whole and found:
+            whole_files[path] = {article.source: article.id for article in found}
+    return LoadResult(tuple(articles), tuple(skipped), tuple(duplicates), whole_files)
 
 
 def _walk(paths: Sequence[str | Path]) -> list[Path]:

@@ -21,27 +21,35 @@ import shutil
 import socket
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from retrieval.articles import LoadResult, gather, list_files, load_file
+from retrieval.articles import (
+    Article,
+    KeptArticle,
+    LoadResult,
+    SkippedFile,
+    gather,
+    list_files,
+    load_file,
+)
 from retrieval.chunking import ChunkingConfig, chunk_article, split_sentences
 from retrieval.embedding import load_embedder
 from retrieval.errors import UserError
 from retrieval.indexing import (
     BuildReport,
-    CorpusFiles,
     Embed,
     Parts,
     Progress,
     build_loaded,
     file_hashes,
     index_config,
-    known_manifest,
+    open_previous,
+    unchanged_files,
 )
 from retrieval.store import IndexConfig, build_lock
 
@@ -123,25 +131,36 @@ def _read_files(batch: dict[str, np.ndarray], chunking: ChunkingConfig) -> dict[
     return {"order": batch["order"].tolist(), "payload": payloads}
 
 
-def load_on_cluster(paths: Sequence[str | Path], config: IndexConfig) -> tuple[LoadResult, Parts]:
-    """The corpus as a local load sees it (same order, same duplicates), read on the cluster."""
+def load_on_cluster(
+    paths: Sequence[str | Path],
+    config: IndexConfig,
+    kept: Mapping[str, Sequence[KeptArticle]] | None = None,
+) -> tuple[LoadResult, Parts]:
+    """The corpus as a local load sees it (same order, same duplicates), read on the cluster;
+    a file named in `kept` is not read (`articles.load_articles`)."""
     import ray
 
-    files = list_files(paths)
-    if not files:
-        return gather([]), {}
-    items = [{"order": i, "path": path.as_posix()} for i, path in enumerate(files)]
-    rows = (
-        ray.data.from_items(items, override_num_blocks=max(1, len(items) // FILES_PER_TASK))
-        .map_batches(_read_files, fn_kwargs={"chunking": config.chunking}, batch_format="numpy")
-        .take_all()
-    )
-    loaded = [pickle.loads(row["payload"]) for row in sorted(rows, key=lambda r: r["order"])]
+    kept = kept or {}
+    files = [path.as_posix() for path in list_files(paths)]
+    items = [{"order": i, "path": path} for i, path in enumerate(files) if path not in kept]
+    read: dict[int, tuple[list[Article], list[SkippedFile]]] = {}
     parts: Parts = {}
-    for _, _, found in loaded:
-        for article_id, pieces in found.items():
-            parts.setdefault(article_id, pieces)
-    return gather((articles, skipped) for articles, skipped, _ in loaded), parts
+    if items:
+        rows = (
+            ray.data.from_items(items, override_num_blocks=max(1, len(items) // FILES_PER_TASK))
+            .map_batches(_read_files, fn_kwargs={"chunking": config.chunking}, batch_format="numpy")
+            .take_all()
+        )
+        for row in rows:
+            articles, skipped, found = pickle.loads(row["payload"])
+            read[row["order"]] = (articles, skipped)
+            for article_id, pieces in found.items():
+                parts.setdefault(article_id, pieces)
+    loaded = (
+        (path, kept[path], []) if path in kept else (path, *read[order])
+        for order, path in enumerate(files)
+    )
+    return gather(loaded), parts
 
 
 class _EmbeddingActor:
@@ -217,10 +236,11 @@ def build_on_cluster(
     config = config or index_config()
     with build_lock(index_dir):
         started = time.perf_counter()
-        files: CorpusFiles = file_hashes(corpus, None if rebuild else known_manifest(index_dir))
+        previous = open_previous(index_dir, config, rebuild)
+        files = file_hashes(corpus, previous.manifest if previous is not None else None)
         with ray_cluster(address, temp_dir):
-            loaded, parts = load_on_cluster(corpus, config)
+            loaded, parts = load_on_cluster(corpus, config, unchanged_files(previous, files))
             return build_loaded(
-                index_dir, loaded, files, config=config, rebuild=rebuild, progress=progress,
+                index_dir, loaded, files, previous, config=config, progress=progress,
                 started=started, store=store, parts=parts, embed=cluster_embed(config.model),
             )  # fmt: skip

@@ -26,6 +26,8 @@ import numpy as np
 
 from retrieval.articles import (
     Article,
+    KeptArticle,
+    Loaded,
     LoadResult,
     SkippedFile,
     iter_corpus_files,
@@ -47,6 +49,7 @@ from retrieval.store import (
     build_lock,
     load_index,
     read_manifest,
+    rebuild_hint,
     save_layered_version,
     save_version,
     store_spec,
@@ -152,7 +155,11 @@ def known_manifest(index_dir: Path) -> Manifest | None:
         return None
 
 
-def _previous(index_dir: Path, config: IndexConfig, rebuild: bool) -> StoredIndex | None:
+def open_previous(
+    index_dir: Path, config: IndexConfig, rebuild: bool = False
+) -> StoredIndex | None:
+    """The live version a build starts from; None to start over (`rebuild`, no index yet,
+    or one this code cannot read or that was built with another model, chunking or cleaner)."""
     if rebuild:
         return None
     try:
@@ -161,6 +168,23 @@ def _previous(index_dir: Path, config: IndexConfig, rebuild: bool) -> StoredInde
         if (index_dir / "CURRENT").exists():
             log.warning("starting the index over: %s", error)
         return None
+
+
+def unchanged_files(
+    previous: StoredIndex | None, files: CorpusFiles
+) -> dict[str, list[KeptArticle]]:
+    """The articles of each file whose bytes are those `previous` was built from (and all of
+    which it indexed), by file: a build takes them from the index instead of reading them."""
+    if previous is None:
+        return {}
+    manifest = previous.manifest
+    return {
+        path: [KeptArticle(key, source, manifest.articles[source]) for source, key in found.items()]
+        for path, found in manifest.file_articles.items()
+        if path in files.hashes
+        and files.hashes[path] == manifest.files.get(path)
+        and all(source in manifest.articles for source in found)
+    }
 
 
 def build_index(
@@ -174,15 +198,20 @@ def build_index(
 ) -> BuildReport:
     """Bring `index_dir` up to date with the files under `corpus`.
 
+    Only new and changed files are read: a file whose size and mtime (else whose bytes)
+    are those of the last build keeps its articles, taken from the live index.
+
     `store`: where the vectors go ("local", or a Milvus URI: `store.store_spec`); by
     default where the live version keeps them, else local."""
     index_dir = Path(index_dir)
+    config = config or index_config()
     with build_lock(index_dir):
         started = time.perf_counter()
-        files = file_hashes(corpus, None if rebuild else known_manifest(index_dir))
-        loaded = load_articles(corpus)
+        previous = open_previous(index_dir, config, rebuild)
+        files = file_hashes(corpus, previous.manifest if previous is not None else None)
+        loaded = load_articles(corpus, kept=unchanged_files(previous, files))
         return build_loaded(
-            index_dir, loaded, files, config=config, rebuild=rebuild, progress=progress,
+            index_dir, loaded, files, previous, config=config, progress=progress,
             started=started, store=store,
         )  # fmt: skip
 
@@ -197,11 +226,12 @@ def build_index_from_articles(
 ) -> BuildReport:
     """Index articles made in memory (the benchmark's), with the same code as a corpus build."""
     index_dir = Path(index_dir)
+    config = config or index_config()
     with build_lock(index_dir):
         loaded = LoadResult(articles=tuple(articles), skipped=(), duplicates=())
         return build_loaded(
-            index_dir, loaded, CorpusFiles({}, {}, 0), config=config, progress=progress,
-            store=store,
+            index_dir, loaded, CorpusFiles({}, {}, 0), open_previous(index_dir, config),
+            config=config, progress=progress, store=store,
         )  # fmt: skip
 
 
@@ -209,9 +239,9 @@ def build_loaded(
     index_dir: Path,
     loaded: LoadResult,
     files: CorpusFiles,
+    previous: StoredIndex | None,
     *,
     config: IndexConfig | None = None,
-    rebuild: bool = False,
     progress: Progress | None = None,
     started: float | None = None,
     store: str | None = None,
@@ -222,15 +252,16 @@ def build_loaded(
     build shares, whoever read the files (`distributed` reads and chunks them on Ray and
     passes `parts` and its own `embed`).
 
+    `previous`: the live version (`open_previous`), which the articles kept unread come from.
     `store`: where the vectors go ("local", or a Milvus URI: `store.store_spec`); by
     default where the live version keeps them, else local."""
-    known = known_manifest(index_dir)
+    known = previous.manifest if previous is not None else known_manifest(index_dir)
     if store is not None:
         store = store_spec(store)
     else:
         store = known.store if known is not None else LOCAL_STORE
     return _build(
-        loaded, files, index_dir, config or index_config(), rebuild, progress or _no_progress,
+        loaded, files, index_dir, config or index_config(), previous, progress or _no_progress,
         time.perf_counter() if started is None else started, store, parts=parts, embed=embed,
     )  # fmt: skip
 
@@ -244,7 +275,7 @@ def _build(
     files: CorpusFiles,
     index_dir: Path,
     config: IndexConfig,
-    rebuild: bool,
+    previous: StoredIndex | None,
     report: Progress,
     started: float,
     store: str = LOCAL_STORE,
@@ -253,7 +284,6 @@ def _build(
 ) -> BuildReport:
     """The build proper, from loaded articles (`parts`: already chunked, else chunked here)."""
     report("load", len(loaded.articles), len(loaded.articles))
-    previous = _previous(index_dir, config, rebuild)
     before = previous.manifest.articles if previous else {}
     now = {article.source: article.content_hash for article in loaded.articles}
     added = tuple(sorted(set(now) - set(before)))
@@ -270,7 +300,6 @@ def _build(
             time.perf_counter() - started, False,
             skipped=loaded.skipped, duplicates=loaded.duplicates,
         )  # fmt: skip
-    articles = {article.id: article for article in loaded.articles}
     parts = dict(parts or {})
 
     def cut(chosen: Sequence[Article]) -> None:
@@ -282,8 +311,9 @@ def _build(
                 )
 
     layers = _layers(previous, loaded.articles, store, cut, parts)
-    written = layers.articles if layers is not None else list(loaded.articles)
+    written = layers.articles if layers is not None else _with_texts(previous, loaded.articles)
     cut(written)
+    articles = {article.id: article for article in written}
     chunks = [c for article in written for c in parts[article.id][0]]
     sentences = [s for article in written for s in parts[article.id][1]]
     chunk_texts = [chunk.text for chunk in chunks]
@@ -312,6 +342,7 @@ def _build(
         files=files.hashes,
         file_stats=files.stats,
         stats_taken_ns=files.taken_ns,
+        file_articles=loaded.whole_files,
         passages=len(chunks) + (layers.base_passages if layers else 0),
         sentences=len(sentences) + (layers.base_sentences if layers else 0),
         store=store,
@@ -351,7 +382,7 @@ class Layers:
 
 def _layers(
     previous: StoredIndex | None,
-    articles: Sequence[Article],
+    articles: Sequence[Loaded],
     store: str,
     cut: Callable[[Sequence[Article]], None],
     parts: Parts,
@@ -365,7 +396,7 @@ def _layers(
         return None
     in_base = set(documents.article_ids())
     hidden = sorted(in_base - {article.id for article in articles})
-    fresh = [article for article in articles if article.id not in in_base]
+    fresh = _with_texts(previous, [article for article in articles if article.id not in in_base])
     cut(fresh)
     hidden_passages = len(documents.base_keys("passages", hidden))
     changed = hidden_passages + sum(len(parts[article.id][0]) for article in fresh)
@@ -378,6 +409,22 @@ def _layers(
         base_passages=documents.base_passage_count - hidden_passages,
         base_sentences=len(base_sentences) - len(documents.base_keys("sentences", hidden)),
     )
+
+
+def _with_texts(previous: StoredIndex | None, articles: Sequence[Loaded]) -> list[Article]:
+    """The articles with their texts: those kept unread are fetched from `previous`."""
+    wanted = [article.id for article in articles if isinstance(article, KeptArticle)]
+    if not wanted:
+        return list(articles)  # type: ignore[arg-type]  # no KeptArticle among them
+    assert previous is not None, "articles are kept only from a live version"
+    found = previous.documents.articles_by_id(wanted)
+    if len(found) < len(set(wanted)):
+        index_dir = previous.path.parents[1]  # <index>/versions/<version>
+        raise UserError(
+            f"index at {index_dir} is damaged (articles its manifest lists are missing from "
+            f"its documents): {rebuild_hint(index_dir)}"
+        )
+    return [found[a.id] if isinstance(a, KeptArticle) else a for a in articles]
 
 
 def _reusable(previous: StoredIndex, texts: list[str]) -> dict[str, np.ndarray]:

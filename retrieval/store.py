@@ -127,6 +127,8 @@ class Manifest:
     file_stats: dict[str, list[int]] = field(default_factory=dict)  # file -> [size, mtime_ns]
     stats_taken_ns: int = 0
     store: str = LOCAL_STORE  # "local", or the Milvus URI the vectors live at
+    # file -> {article source: article id}, for the files all records of which were indexed
+    file_articles: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def config(self) -> IndexConfig:

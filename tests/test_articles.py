@@ -14,10 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from retrieval import articles as articles_module
 from retrieval.articles import (
     MAX_FILE_BYTES,
     SUPPORTED_SUFFIXES,
     Article,
+    KeptArticle,
     LoadResult,
     SkippedFile,
     article_id,
@@ -92,6 +94,9 @@ def test_text_file_becomes_article_with_relative_source_and_content_id(corpus: P
         ),
         skipped=(),
         duplicates=(),
+        whole_files={
+            "corpus/ferry.txt": {"corpus/ferry.txt": article_id("corpus/ferry.txt", text)}
+        },
     )
 
 
@@ -416,3 +421,39 @@ def test_labels_tell_repeated_titles_apart_by_file():
     assert labels["b"] == "Harbour reopens (harbour-2.txt)"
     assert labels["c"] == "Apple harvest (farm/orchard.txt)"  # same file name: the path
     assert article_labels([a])["a"] == "Harbour reopens"
+
+
+def test_only_files_whose_every_record_was_taken_are_whole(corpus: Path) -> None:
+    write(corpus, "a.txt", FERRY)
+    write(corpus, "b.txt", FERRY)  # a duplicate of a.txt
+    write(corpus, "c.md", "# Weather\n\nRain is expected on Sunday.\n")
+    write(corpus, "news.jsonl", '{"title": "Fair", "text": "The fair opens."}\nnot json\n')
+
+    result = load_articles(["corpus"])
+
+    assert sorted(result.whole_files) == ["corpus/a.txt", "corpus/c.md"]
+    (weather,) = [a for a in result.articles if a.source == "corpus/c.md"]
+    assert result.whole_files["corpus/c.md"] == {"corpus/c.md": weather.id}
+
+
+def test_kept_files_are_not_read_and_still_count_for_duplicates(
+    corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(corpus, "a.txt", FERRY)
+    write(corpus, "b.txt", MARKET)
+    first = load_articles(["corpus"])
+    ferry = first.articles[0]
+    write(corpus, "c.txt", FERRY)  # a copy of the kept file's text
+    read: list[str] = []
+    real = articles_module._load_file
+    monkeypatch.setattr(
+        articles_module, "_load_file", lambda path: read.append(path.name) or real(path)
+    )
+    kept = KeptArticle(ferry.id, ferry.source, ferry.content_hash)
+
+    result = load_articles(["corpus"], kept={"corpus/a.txt": [kept]})
+
+    assert read == ["b.txt", "c.txt"]
+    assert result.articles[0] == kept
+    assert result.duplicates == (SkippedFile("corpus/c.txt", "same text as corpus/a.txt"),)
+    assert "corpus/a.txt" in result.whole_files and "corpus/c.txt" not in result.whole_files

@@ -160,6 +160,80 @@ def test_unchanged_files_are_not_read_again_to_check_them(corpus, tmp_path, monk
     )
 
 
+def _spy_reads(monkeypatch) -> list[str]:
+    """The names of the files a load reads, cleans and parses from now on."""
+    from retrieval import articles
+
+    read: list[str] = []
+    real = articles._load_file
+    monkeypatch.setattr(articles, "_load_file", lambda path: read.append(path.name) or real(path))
+    return read
+
+
+def test_a_build_reads_only_new_and_changed_files(corpus, tmp_path, monkeypatch):
+    from retrieval.articles import load_articles
+    from tests.helpers import index_vectors
+
+    build_fake(corpus, tmp_path / "index")
+    (corpus / "bridge.txt").write_text("Bridge repainted\n\nThe old bridge was painted blue.\n")
+    (corpus / "orchard.txt").write_text("Orchard\n\nA longer text than before, now.\n")
+    read = _spy_reads(monkeypatch)
+
+    report = build_fake(corpus, tmp_path / "index")
+
+    assert sorted(read) == ["bridge.txt", "orchard.txt"]
+    assert report.articles == len(ARTICLES) + 1
+    index = load_index(tmp_path / "index")
+    fresh = load_articles([corpus]).articles
+    assert {a.id: a for a in index.documents.articles()} == {a.id: a for a in fresh}
+    build_fake(corpus, tmp_path / "whole", rebuild=True)
+    whole = index_vectors(load_index(tmp_path / "whole"))
+    mine = index_vectors(index)
+    for name in ("passages", "sentences"):
+        assert sorted(mine[name][0]) == sorted(whole[name][0])
+
+
+def test_files_with_duplicates_or_skipped_records_are_read_and_reported_each_time(
+    corpus, tmp_path, monkeypatch
+):
+    (corpus / "copy-of-orchard.txt").write_text(ARTICLES["orchard.txt"])
+    (corpus / "feed.jsonl").write_text('{"title": "Fair", "text": "The fair opens."}\nnot json\n')
+    build_fake(corpus, tmp_path / "index")
+    (corpus / "bridge.txt").write_text("Bridge repainted\n\nThe old bridge was painted blue.\n")
+    read = _spy_reads(monkeypatch)
+
+    report = build_fake(corpus, tmp_path / "index")
+
+    assert sorted(read) == ["bridge.txt", "feed.jsonl", "orchard.txt"]
+    assert [d.path for d in report.duplicates] == [f"{corpus.as_posix()}/orchard.txt"]
+    assert [s.path for s in report.skipped] == [f"{corpus.as_posix()}/feed.jsonl#2"]
+    (corpus / "copy-of-orchard.txt").unlink()
+    build_fake(corpus, tmp_path / "index")
+    sources = [a.source for a in load_index(tmp_path / "index").documents.articles()]
+    assert f"{corpus.as_posix()}/orchard.txt" in sources
+
+
+def test_an_index_missing_articles_its_manifest_lists_asks_for_a_rebuild(corpus, tmp_path):
+    import sqlite3
+
+    from retrieval.errors import UserError
+    from retrieval.store import current_version
+
+    build_fake(corpus, tmp_path / "index")
+    documents = current_version(tmp_path / "index") / "documents.sqlite"
+    documents.chmod(0o644)
+    with sqlite3.connect(documents) as db:
+        db.execute("DELETE FROM articles WHERE source LIKE '%orchard.txt'")
+    (corpus / "bridge.txt").write_text("Bridge repainted\n\nThe old bridge was painted blue.\n")
+
+    with pytest.raises(UserError) as error:
+        build_fake(corpus, tmp_path / "index")
+    assert str(error.value) == (
+        f"index at {tmp_path / 'index'} is damaged (articles its manifest lists are missing "
+        f"from its documents): run `article-qa build --rebuild --index {tmp_path / 'index'}`"
+    )
+
+
 def test_files_changed_just_before_the_build_are_hashed_again(corpus, tmp_path, monkeypatch):
     """Same size and mtime, new bytes: caught when the mtime was too close to the build."""
     import os
