@@ -99,23 +99,34 @@ def test_shaped_noise_stays_near_the_source_and_within_the_pool_span():
     assert np.allclose(pool.T @ basis, out.T, atol=1e-4)
 
 
-def test_adding_one_article_to_a_large_index_writes_a_layer(tmp_path, monkeypatch):
+def test_adding_one_article_to_a_large_index_reads_one_file_and_writes_a_layer(
+    tmp_path, monkeypatch
+):
+    from retrieval import articles as articles_module
     from retrieval import indexing
     from retrieval.articles import Article, article_id
-    from retrieval.bench.scale import add_one_article
-    from retrieval.indexing import build_index_from_articles
+    from retrieval.bench.scale import add_one_article, write_corpus
     from retrieval.store import load_index
-    from tests.helpers import ARTICLES, FAKE
+    from tests.helpers import FAKE, build_fake
 
     monkeypatch.setattr(indexing, "LAYER_FROM", 0)  # as if the index were large
     monkeypatch.setattr(indexing, "LAYER_SHARE", 100.0)
-    articles = [
-        Article(article_id(name, text), text.split("\n")[0], name, text)
-        for name, text in ARTICLES.items()
-    ]
-    build_index_from_articles(articles, tmp_path / "index", config=FAKE)
+    corpus = tmp_path / "corpus"
+    made = distractors(TEXTS, count=30, seed=3, folder=corpus).articles
+    text = "The committee met in the old mill."
+    real = [Article(article_id("squad:Mill", text), "Mill", "squad:Mill", text)]
+    attributed = write_corpus(corpus, real, made)
+    assert attributed[f"{corpus.as_posix()}/evaluation/0000.txt"] == {"squad:Mill": real[0].id}
+    assert attributed[made[0].source] == {made[0].source: made[0].id}
+    build_fake(corpus, tmp_path / "index")
     before = load_index(tmp_path / "index").manifest.passages
-    row = add_one_article(tmp_path / "index", articles, TEXTS, config=FAKE)
+    read: list[str] = []
+    reader = articles_module._load_file
+    monkeypatch.setattr(articles_module, "_load_file", lambda p: read.append(p.name) or reader(p))
+
+    row = add_one_article(tmp_path / "index", corpus, TEXTS, config=FAKE)
+
+    assert read == ["item-added.txt"]
     assert row["add_one_article_layered"] and row["add_one_article_embedded"] > 0
     assert row["add_one_article_s"] > 0
     index = load_index(tmp_path / "index", FAKE)

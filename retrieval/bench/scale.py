@@ -107,7 +107,7 @@ def scale_benchmark(
             for encoding in sentence_encodings or (None,):
                 name = f"index-{size}-{encoding or 'default'}-{noise}"
                 index_dir = (keep or Path(scratch)) / name
-                row, everything = _one_size(
+                row, corpus = _one_size(
                     real, articles, pool_texts, pool_vectors, size, encoding, seed, index_dir,
                     log, noise, store,
                 )  # fmt: skip
@@ -120,10 +120,10 @@ def scale_benchmark(
                 row["add_one_article_s"] = None
                 if store is None:  # (Milvus versions are written whole: not measured)
                     log("adding one article")
-                    row.update(add_one_article(index_dir, everything, pool_texts))
-                del everything
+                    row.update(add_one_article(index_dir, corpus, pool_texts))
                 if keep is None:
                     shutil.rmtree(index_dir, ignore_errors=True)
+                    shutil.rmtree(corpus, ignore_errors=True)
                 rows.append({**row, **measured, "questions": len(questions)})
                 log(format_scale_table(rows[-1:]))
     return rows
@@ -137,14 +137,18 @@ def folder_bytes(folder: Path) -> int:
 def _one_size(
     real, articles, pool_texts, pool_vectors, size, encoding, seed, index_dir, log,
     noise: Noise = "isotropic", store: str | None = None,
-) -> dict:  # fmt: skip
-    """Write the index of `size` passages: the real ones and distractors; its build figures."""
+) -> tuple[dict, Path]:  # fmt: skip
+    """Write the index of `size` passages, the real ones and distractors, and (for a local
+    store) its corpus folder beside it, `<index>-corpus`; its build figures and that folder."""
+    from retrieval.indexing import file_hashes
+
     real_passages = real.documents.all_passages()
     real_sentences = real.documents.all_sentences()
     count = max(0, size - len(real_passages))
     log(f"making {count:,} distractor passages from {len(pool_texts):,} sentences")
     started = time.perf_counter()
-    extra = distractors(pool_texts, count, seed)
+    corpus = index_dir.with_name(f"{index_dir.name}-corpus")
+    extra = distractors(pool_texts, count, seed, folder=corpus)
     all_articles = list(articles) + extra.articles
     chunks = [chunk for _, chunk in real_passages] + extra.chunks
     sentences = [s.sentence for s in real_sentences] + extra.sentences
@@ -159,11 +163,22 @@ def _one_size(
         noise=noise,
     )  # fmt: skip
     made_s = time.perf_counter() - started
+    manifest = real.manifest if store is None else replace(real.manifest, store=store)
+    corpus_s = None
+    if store is None:  # (only an incremental build reads it: measured on a local store)
+        log(f"writing the corpus folder: {len(all_articles):,} files")
+        started = time.perf_counter()
+        file_articles = write_corpus(corpus, articles, extra.articles)
+        files = file_hashes([corpus])
+        manifest = replace(
+            manifest, files=files.hashes, file_stats=files.stats, stats_taken_ns=files.taken_ns,
+            file_articles=file_articles,
+        )  # fmt: skip
+        corpus_s = round(time.perf_counter() - started, 1)
     del extra
     encoding = encoding or sentence_encoding(len(sentences))  # as a build would choose
     log(f"writing {len(chunks):,} passages and {len(sentences):,} sentences ({encoding})")
     started = time.perf_counter()
-    manifest = real.manifest if store is None else replace(real.manifest, store=store)
     write_scale_index(index_dir, manifest, all_articles, chunks, vectors, sentences,
                       sentence_vectors, encoding)  # fmt: skip
     write_s = time.perf_counter() - started
@@ -174,35 +189,78 @@ def _one_size(
         "sentence_encoding": encoding,
         "noise": noise,
         "distractors_s": round(made_s, 1),
+        "corpus_s": corpus_s,
         "write_s": round(write_s, 1),
         "disk_mb": round(disk / 2**20, 1),
         "cpu": cpu_name(),
         "cores": os.cpu_count(),
-    }, all_articles
+    }, corpus
 
 
 def add_one_article(
-    index_dir: Path,
-    articles: list[Article],
-    pool_texts: Sequence[str],
-    config: IndexConfig | None = None,
+    index_dir: Path, corpus: Path, pool_texts: Sequence[str], config: IndexConfig | None = None
 ) -> dict:
-    """Time a build that adds one new article (ten passages of pool sentences) to the index of
-    `articles`, through the build code, with the articles already loaded (the corpus scan and
-    parse of a folder build are not in it)."""
-    from retrieval.indexing import build_index_from_articles
+    """Time `article-qa build`'s work when one new file (ten passages of pool sentences) joins
+    the corpus folder of the index: the scan of every file, the new one read, chunked and
+    embedded, the version written."""
+    from retrieval.indexing import build_index
     from retrieval.store import DELTA_DIR, current_version
 
     made = distractors(pool_texts, PASSAGES_PER_ARTICLE, seed=12345).articles[0]
-    source = "scale:added"
-    added = replace(made, id=article_id(source, made.text), source=source, title="Added item")
+    path = corpus / "added" / "item-added.txt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(_page(replace(made, title="Added item")), encoding="utf-8")
     started = time.perf_counter()
-    report = build_index_from_articles([*articles, added], index_dir, config=config)
+    report = build_index([corpus], index_dir, config=config)
+    seconds = time.perf_counter() - started
+    if report.added != (path.as_posix(),) or report.changed or report.removed:
+        raise RuntimeError(
+            f"adding one file changed more: added {report.added[:3]}, changed "
+            f"{report.changed[:3]}, removed {report.removed[:3]}"
+        )
     return {
-        "add_one_article_s": round(time.perf_counter() - started, 2),
+        "add_one_article_s": round(seconds, 2),
         "add_one_article_embedded": report.embedded,
         "add_one_article_layered": (current_version(index_dir) / DELTA_DIR).is_dir(),
     }
+
+
+def archive_file(folder: Path, number: int) -> Path:
+    """Where distractor article `number` is written: a thousand files to a subfolder."""
+    return folder / "archive" / f"{number // 1000:04d}" / f"item-{number:07d}.txt"
+
+
+def _page(article: Article) -> str:
+    """A plain-text file that reads back as `article`: its title line, then its text."""
+    return f"{article.title}\n\n{article.text}\n"
+
+
+def write_corpus(
+    folder: Path, real: Sequence[Article], made: Sequence[Article]
+) -> dict[str, dict[str, str]]:
+    """The corpus folder an incremental build of the scale index scans: a file per article.
+
+    A distractor's file is its source, and reads back as it (checked on the first few). The
+    evaluation articles keep their "squad:" sources, which the questions are mapped by, so
+    their files (`evaluation/`) are attributed to them in the manifest: unchanged, a build
+    keeps them unread like any other file. Returns the manifest's `file_articles`."""
+    from retrieval.articles import load_file
+
+    attributed: dict[str, dict[str, str]] = {}
+    for number, article in enumerate(real):
+        path = folder / "evaluation" / f"{number:04d}.txt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(_page(article), encoding="utf-8")
+        attributed[path.as_posix()] = {article.source: article.id}
+    for article in made:
+        path = Path(article.source)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(_page(article), encoding="utf-8")
+        attributed[article.source] = {article.source: article.id}
+    for article in made[:5]:
+        if load_file(Path(article.source)) != ([article], []):
+            raise RuntimeError(f"{article.source} does not read back as the article written")
+    return attributed
 
 
 class Distractors:
@@ -213,8 +271,13 @@ class Distractors:
         self.drawn = drawn  # (passages, SENTENCES_PER_PASSAGE): the pool sentence of each
 
 
-def distractors(texts: Sequence[str], count: int, seed: int) -> Distractors:
-    """`count` passages of sentences drawn from `texts`, ten to an article, with offsets."""
+def distractors(
+    texts: Sequence[str], count: int, seed: int, folder: Path | None = None
+) -> Distractors:
+    """`count` passages of sentences drawn from `texts`, ten to an article, with offsets.
+
+    `folder`: the corpus folder the articles' files go to (`write_corpus`), which their
+    sources name; else their sources are "scale:<number>"."""
     rng = np.random.default_rng(seed)
     made = Distractors(rng.integers(0, len(texts), size=(count, SENTENCES_PER_PASSAGE)))
     for first in range(0, count, PASSAGES_PER_ARTICLE):
@@ -237,7 +300,7 @@ def distractors(texts: Sequence[str], count: int, seed: int) -> Distractors:
             at += 2
         text = "".join(parts).rstrip("\n")
         number = first // PASSAGES_PER_ARTICLE
-        source = f"scale:{number}"
+        source = f"scale:{number}" if folder is None else archive_file(folder, number).as_posix()
         article = Article(article_id(source, text), f"Archive item {number}", source, text)
         made.articles.append(article)
         made.chunks += [
@@ -290,7 +353,6 @@ def write_scale_index(
     combined = replace(
         manifest,
         articles={a.source: a.content_hash for a in articles},
-        files={},
         passages=len(chunks),
         sentences=len(sentences),
     )
