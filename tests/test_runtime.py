@@ -156,3 +156,24 @@ def test_the_exported_reader_keeps_exact_match_on_the_validation_articles():
     for variant in ("fp32", "int8"):
         em = evaluate(SpanReader.load(variant=variant), asked)["exact_match"]
         assert abs(em - torch_em) <= 1.0, (variant, em, torch_em)
+
+
+def test_sessions_do_not_spin_between_runs(tmp_path):
+    """A spinning pool holds a core the other session and FAISS need (see `runtime.session`)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "identity",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+    )
+    onnx.save(helper.make_model(graph), tmp_path / "identity.onnx")
+
+    made = runtime.session(tmp_path / "identity.onnx", threads=2)
+
+    options = made.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert options.intra_op_num_threads == 2
+    assert made.run(None, {"x": np.array([3.0], dtype=np.float32)})[0].tolist() == [3.0]
