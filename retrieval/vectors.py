@@ -131,6 +131,8 @@ class FaissVectorStore:
         self.read_only = read_only
         # efSearch of a graph, lists probed of an IVF-PQ index (None when exact).
         self.effort = {"hnsw": HNSW_EF_SEARCH, "ivfpq": PQ_NPROBE}.get(self.kind)
+        # The background read of its files into the page cache (`warm`), while it runs.
+        self.warming: threading.Thread | None = None
 
     def _writable(self) -> None:
         if self.read_only:
@@ -420,7 +422,8 @@ class FaissVectorStore:
         store = cls(dimension, encoding, index=index, read_only=not writable, keys=keys,
                     stored=stored)  # fmt: skip
         if stored is not None and not writable:
-            warm([path, beside])  # the inverted lists, and the vectors they are re-scored with
+            # the inverted lists, and the vectors they are re-scored with
+            store.warming = warm([path, beside])
         if keys is None or not writable:
             return store
         # To be changed: read back into an exact index; saving makes it an ANN index again.
@@ -516,6 +519,15 @@ def warm(paths: Sequence[Path]) -> threading.Thread:
 
 
 WARM_BLOCK = 8 * 2**20
+
+
+def wait_warm(store: VectorStore) -> None:
+    """Return once the store's files are read into the page cache (at once for a store that
+    reads none in the background): what a benchmark of warm searches waits for."""
+    for part in (getattr(store, "base", None), getattr(store, "delta", None), store):
+        thread = getattr(part, "warming", None)
+        if thread is not None:
+            thread.join()
 
 
 def _dtype_encoding(dtype: np.dtype) -> Encoding:

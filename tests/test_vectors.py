@@ -186,6 +186,22 @@ def test_a_large_store_is_saved_as_an_ann_index(tmp_path, hnsw_limit, kind):
     assert created.kind == kind and len(created) == 300
 
 
+def test_an_ivfpq_store_reads_its_files_in_the_background_and_can_be_waited_for(tmp_path):
+    from retrieval.vectors import LayeredVectorStore, wait_warm
+
+    FaissVectorStore.create(DIM, _keys(300), _unit(300), exact_limit=100, hnsw_limit=200).save(
+        tmp_path / "v.faiss"
+    )
+    store = FaissVectorStore.load(tmp_path / "v.faiss", DIM)
+    assert store.kind == "ivfpq" and store.warming is not None
+    layered = LayeredVectorStore(store, FaissVectorStore(DIM), hidden=[])
+    wait_warm(layered)
+    assert not store.warming.is_alive()
+    exact = FaissVectorStore.create(DIM, _keys(10), _unit(10))
+    assert exact.warming is None
+    wait_warm(exact)  # nothing to wait for
+
+
 def test_an_ann_store_changed_and_saved_small_becomes_exact(tmp_path):
     keys = _keys(300)
     FaissVectorStore.create(DIM, keys, _unit(300), exact_limit=100).save(tmp_path / "v.faiss")
