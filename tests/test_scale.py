@@ -35,6 +35,24 @@ def test_distractors_are_sentences_of_the_pool_at_exact_offsets():
     assert sum(c.article_id == made.articles[0].id for c in made.chunks) == PASSAGES_PER_ARTICLE
 
 
+def test_a_distractor_passage_stays_within_the_chunk_size():
+    texts = [f"Sentence {n} " + "word " * (40 * (n % 5) + 20) for n in range(40)]
+    made = distractors(texts, count=200, seed=5, max_chars=1000)
+    assert max(chunk.end - chunk.start for chunk in made.chunks) <= 1000
+    assert (made.drawn[:, 0] >= 0).all() and (made.drawn == -1).any()
+    assert len(made.sentences) == len(made.sentence_sources) == (made.drawn >= 0).sum()
+    article = made.articles[0]
+    sentences = [s for s in made.sentences if s.article_id == article.id]
+    shown = [article.text[s.start : s.end] for s in sentences]
+    assert shown == [texts[i] for i in made.sentence_sources[: len(shown)]]
+    pool = _vectors(40)
+    passages = np.zeros((len(made.chunks), 32), dtype=np.float32)
+    fill_noisy(passages, pool, made.drawn, seed=7)
+    first = made.drawn[0][made.drawn[0] >= 0]
+    mean = pool[first].mean(axis=0)
+    assert float(passages[0] @ mean / np.linalg.norm(mean)) > 0.8
+
+
 def test_distractor_vectors_are_unit_and_near_their_sources():
     pool = _vectors(len(TEXTS), dimension=384)
     made = distractors(TEXTS, count=50, seed=2)

@@ -4,10 +4,12 @@ The 48 evaluation articles are embedded for real, with the product's embedder.
 Around them go synthetic distractor passages, so that the index reaches N
 passages without embedding N texts (a million would take most of a day):
 
-- text: each distractor passage is `SENTENCES_PER_PASSAGE` sentences drawn at random
-  from the articles whose questions are *not* asked (the tune half, when the test
+- text: each distractor passage is up to `SENTENCES_PER_PASSAGE` sentences drawn at
+  random from the articles whose questions are *not* asked (the tune half, when the test
   half's questions are asked), so no distractor holds the answer to a question
-  asked; ten passages make one synthetic article;
+  asked, cut after the last sentence that keeps it within the chunk size (1,000
+  characters), as the chunker keeps real passages; ten passages make one synthetic
+  article;
 - vectors: a distractor sentence's vector is its source sentence's real vector
   plus Gaussian noise of norm `NOISE`, normalised (cosine about 0.89 to the
   source, as a paraphrase would be); a passage's vector is the mean of its
@@ -46,7 +48,7 @@ from retrieval.bench import (
     squad_questions,
     squad_title,
 )
-from retrieval.chunking import Chunk, Sentence, chunk_id
+from retrieval.chunking import Chunk, ChunkingConfig, Sentence, chunk_id
 from retrieval.search import SENTENCE_CANDIDATES
 from retrieval.store import IndexConfig, sentence_encoding
 
@@ -159,10 +161,12 @@ def _one_size(
     sentence_vectors = np.empty((len(sentences), dimension), dtype=np.float32)
     sentence_vectors[: len(real_sentences)] = real.sentences.get([s.key for s in real_sentences])
     fill_noisy(
-        sentence_vectors[len(real_sentences) :], pool_vectors, extra.drawn.reshape(-1), seed + 2,
+        sentence_vectors[len(real_sentences) :], pool_vectors, extra.sentence_sources, seed + 2,
         noise=noise,
     )  # fmt: skip
     made_s = time.perf_counter() - started
+    sizes = [chunk.end - chunk.start for chunk in extra.chunks] or [0]
+    real_sizes = [chunk.end - chunk.start for _, chunk in real_passages] or [0]
     manifest = real.manifest if store is None else replace(real.manifest, store=store)
     corpus_s = None
     if store is None:  # (only an incremental build reads it: measured on a local store)
@@ -190,6 +194,9 @@ def _one_size(
         "noise": noise,
         "distractors_s": round(made_s, 1),
         "corpus_s": corpus_s,
+        # Passage lengths in characters: what the reader reads costs with them.
+        "distractor_chars_mean": round(float(np.mean(sizes)), 1),
+        "real_chars_mean": round(float(np.mean(real_sizes)), 1),
         "write_s": round(write_s, 1),
         "disk_mb": round(disk / 2**20, 1),
         "cpu": cpu_name(),
@@ -268,18 +275,33 @@ class Distractors:
         self.articles: list[Article] = []
         self.chunks: list[Chunk] = []
         self.sentences: list[Sentence] = []
-        self.drawn = drawn  # (passages, SENTENCES_PER_PASSAGE): the pool sentence of each
+        # (passages, SENTENCES_PER_PASSAGE): the pool sentence of each, -1 past a passage's end
+        self.drawn = drawn
+
+    @property
+    def sentence_sources(self) -> np.ndarray:
+        """The pool sentence of each distractor sentence, in `sentences` order."""
+        return self.drawn[self.drawn >= 0]
 
 
 def distractors(
-    texts: Sequence[str], count: int, seed: int, folder: Path | None = None
+    texts: Sequence[str],
+    count: int,
+    seed: int,
+    folder: Path | None = None,
+    max_chars: int = ChunkingConfig().size,
 ) -> Distractors:
-    """`count` passages of sentences drawn from `texts`, ten to an article, with offsets.
+    """`count` passages of sentences drawn from `texts`, ten to an article, with offsets;
+    a passage ends before the sentence that would take it past `max_chars` (it keeps one).
 
     `folder`: the corpus folder the articles' files go to (`write_corpus`), which their
     sources name; else their sources are "scale:<number>"."""
     rng = np.random.default_rng(seed)
-    made = Distractors(rng.integers(0, len(texts), size=(count, SENTENCES_PER_PASSAGE)))
+    drawn = rng.integers(0, len(texts), size=(count, SENTENCES_PER_PASSAGE))
+    lengths = np.array([len(text) for text in texts])
+    ends = np.cumsum(lengths[drawn] + 1, axis=1) - 1  # each sentence's end, spaces between
+    drawn[:, 1:][ends[:, 1:] > max_chars] = -1
+    made = Distractors(drawn)
     for first in range(0, count, PASSAGES_PER_ARTICLE):
         rows = made.drawn[first : first + PASSAGES_PER_ARTICLE]
         spans: list[tuple[int, int]] = []
@@ -288,7 +310,7 @@ def distractors(
         at = 0
         for row in rows:
             start = at
-            for position, source in enumerate(row):
+            for position, source in enumerate(row[row >= 0]):
                 if position:
                     parts.append(" ")
                     at += 1
@@ -318,17 +340,22 @@ def fill_noisy(
     block: int = 100_000,
     noise: Noise = "isotropic",
 ) -> None:
-    """out[i] = the normalised mean of pool[drawn[i]] (one row or several) plus noise of norm
-    `NOISE`, normalised again. The noise is isotropic Gaussian, or "shaped": along the
-    difference of two random pool vectors, so it stays within the directions real
-    embeddings vary in.
+    """out[i] = the normalised mean of pool[drawn[i]] (one row, or several where drawn[i] is a
+    row of them, -1 for none) plus noise of norm `NOISE`, normalised again. The noise is
+    isotropic Gaussian, or "shaped": along the difference of two random pool vectors, so it
+    stays within the directions real embeddings vary in.
 
     Written a block at a time into `out`, so a million rows never need a second copy.
     """
     rng = np.random.default_rng(seed)
     for at in range(0, len(drawn), block):
         rows = drawn[at : at + block]
-        base = pool[rows].mean(axis=1) if rows.ndim == 2 else pool[rows]
+        if rows.ndim == 2:
+            base = np.zeros((len(rows), pool.shape[1]), dtype=np.float32)
+            for column in rows.T:
+                base[column >= 0] += pool[column[column >= 0]]
+        else:
+            base = pool[rows]
         base /= np.linalg.norm(base, axis=1, keepdims=True)
         if noise == "shaped":
             first = rng.integers(0, len(pool), size=len(base))
