@@ -49,6 +49,8 @@ from retrieval.bench import (
     squad_title,
 )
 from retrieval.chunking import Chunk, ChunkingConfig, Sentence, chunk_id
+from retrieval.cleaning import clean_article_text
+from retrieval.documents import StoredSentence
 from retrieval.search import SENTENCE_CANDIDATES
 from retrieval.store import IndexConfig, sentence_encoding
 
@@ -57,6 +59,8 @@ PASSAGES_PER_ARTICLE = 10
 NOISE = 0.5
 Noise = Literal["isotropic", "shaped"]
 MIN_SENTENCE_CHARS = 30
+# Distractor files read back and compared with their articles, spread over the corpus.
+CHECKED_FILES = 500
 
 
 def _percentile(values: Sequence[float], q: float) -> float:
@@ -96,12 +100,19 @@ def scale_benchmark(
         build_index_from_articles(articles, Path(scratch) / "real")
         real = load_index(Path(scratch) / "real")
         texts = {a.id: a.text for a in articles}
+
+        def said(stored: StoredSentence) -> str:
+            sentence = stored.sentence
+            return texts[sentence.article_id][sentence.start : sentence.end]
+
+        # Not one the cleaner would change (a double space, say): its file would read back
+        # as another text.
         pool = [
             s for s in real.documents.all_sentences()
             if squad_title(real.documents.article(s.sentence.article_id)) not in asked_titles
-            and s.sentence.end - s.sentence.start >= MIN_SENTENCE_CHARS
+            and len(said(s)) >= MIN_SENTENCE_CHARS and clean_article_text(said(s)) == said(s)
         ]  # fmt: skip
-        pool_texts = [texts[s.sentence.article_id][s.sentence.start : s.sentence.end] for s in pool]
+        pool_texts = [said(s) for s in pool]
         pool_vectors = real.sentences.get([s.key for s in pool])
         questions_path = Path(scratch) / "questions.json"
         questions_path.write_text(json.dumps([asdict(q) for q in questions]), encoding="utf-8")
@@ -247,7 +258,7 @@ def write_corpus(
 ) -> dict[str, dict[str, str]]:
     """The corpus folder an incremental build of the scale index scans: a file per article.
 
-    A distractor's file is its source, and reads back as it (checked on the first few). The
+    A distractor's file is its source, and reads back as it (checked on `CHECKED_FILES`). The
     evaluation articles keep their "squad:" sources, which the questions are mapped by, so
     their files (`evaluation/`) are attributed to them in the manifest: unchanged, a build
     keeps them unread like any other file. Returns the manifest's `file_articles`."""
@@ -264,7 +275,7 @@ def write_corpus(
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(_page(article), encoding="utf-8")
         attributed[article.source] = {article.source: article.id}
-    for article in made[:5]:
+    for article in made[:: max(1, len(made) // CHECKED_FILES)]:
         if load_file(Path(article.source)) != ([article], []):
             raise RuntimeError(f"{article.source} does not read back as the article written")
     return attributed
