@@ -104,3 +104,16 @@ def test_bm25_matches_a_title_word_missing_from_the_passage(searcher):
             assert hits and hits[0].article.id == article.id
             return
     pytest.fail("the fixture corpus has no title word missing from its article's text")
+
+
+def test_searches_from_many_threads_at_once_find_what_one_at_a_time_does(searcher):
+    """Page sessions share a Searcher, whose rankings run partly on its own workers."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    queries = ["ferry across the bay", "Kettlebrook cider", "asteroid named by pupils"] * 4
+    alone = [[h.chunk.id for h in searcher.search(q, top_k=3)] for q in queries]
+    with ThreadPoolExecutor(max_workers=6) as sessions:
+        together = list(
+            sessions.map(lambda q: [h.chunk.id for h in searcher.search(q, 3)], queries)
+        )
+    assert together == alone and all(alone)
