@@ -128,9 +128,10 @@ def build(
 ) -> None:
     """Index the articles: clean, chunk, embed, and write a new index version atomically.
 
-    Only new and changed files are read (unchanged ones are known by size and
-    mtime), unchanged articles are not embedded again, and a build that finds
-    nothing new writes nothing. A build killed half-way leaves the previous
+    Only new and changed files are read (a file with the same size and mtime,
+    else the same bytes, is not, unless it had skipped records or duplicates),
+    unchanged articles are not embedded again, and a build that finds nothing
+    new writes nothing. A build killed half-way leaves the previous
     index working.
 
     \b

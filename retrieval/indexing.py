@@ -293,6 +293,7 @@ def _build(
         previous is not None
         and not (added or removed or changed)
         and (previous.manifest.files == files.hashes)
+        and previous.manifest.file_articles == loaded.whole_files
         and previous.manifest.store == store
     ):
         return BuildReport(

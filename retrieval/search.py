@@ -102,11 +102,15 @@ class Searcher:
             self._beside.submit(self.embedder.embed, list(queries)) if vectors is None else None
         )
         lexical = self.index.lexical.search(queries, k)  # while the embedding runs
+        # What no worker has started yet (the workers busy with other sessions' searches)
+        # is done here instead of waited for.
         if embedding is not None:
-            vectors = embedding.result()
+            vectors = (
+                self.embedder.embed(list(queries)) if embedding.cancel() else embedding.result()
+            )
         dense_later = self._beside.submit(self._dense, vectors, k)
         by_sentence = self._sentences(vectors) if mode == "hybrid" else [{}] * len(vectors)
-        dense = dense_later.result()
+        dense = self._dense(vectors, k) if dense_later.cancel() else dense_later.result()
         return [
             self._fuse(vector, {"dense": d, "bm25": lex, "sentences": sent}, top_k, mode)
             for vector, d, lex, sent in zip(vectors, dense, lexical, by_sentence, strict=True)

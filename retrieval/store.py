@@ -43,7 +43,7 @@ import sqlite3
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -208,8 +208,10 @@ def read_manifest(index_dir: Path) -> Manifest:
     version = current_version(index_dir)
     try:
         data = json.loads((version / MANIFEST_FILE).read_text(encoding="utf-8"))
-        return Manifest(**data)
-    except (OSError, ValueError, TypeError) as error:
+        # A field a later article-qa added within this format is optional: left out here.
+        known = {f.name for f in fields(Manifest)}
+        return Manifest(**{key: value for key, value in data.items() if key in known})
+    except (OSError, ValueError, TypeError, AttributeError) as error:
         raise UserError(
             f"index at {index_dir} is damaged (manifest.json unreadable: "
             f"{type(error).__name__}): {rebuild_hint(index_dir)}"

@@ -208,11 +208,12 @@ class FaissVectorStore:
         # over 100k vectors (33 against 9 ms), fighting ONNX Runtime's threads for the cores.
         import faiss
 
+        threads = _default_threads()
         faiss.omp_set_num_threads(1)
         try:
             return self._search(matrix, k)
         finally:
-            faiss.omp_set_num_threads(_default_threads())
+            faiss.omp_set_num_threads(threads)
 
     def _search(self, matrix: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         import faiss

@@ -191,6 +191,33 @@ def test_a_build_reads_only_new_and_changed_files(corpus, tmp_path, monkeypatch)
     mine = index_vectors(index)
     for name in ("passages", "sentences"):
         assert sorted(mine[name][0]) == sorted(whole[name][0])
+    # Again: in layers, the article added last time is kept from the delta, text and all.
+    (corpus / "mill.txt").write_text("Mill reopens\n\nThe old mill grinds flour again.\n")
+    read.clear()
+    build_fake(corpus, tmp_path / "index")
+    assert read == ["mill.txt"]
+    fresh = load_articles([corpus]).articles
+    kept = load_index(tmp_path / "index").documents.articles()
+    assert {a.id: a for a in kept} == {a.id: a for a in fresh}
+
+
+def test_an_index_without_the_files_articles_records_them_once_then_reads_nothing(
+    corpus, tmp_path, monkeypatch
+):
+    import json
+
+    from retrieval.store import current_version
+
+    build_fake(corpus, tmp_path / "index")
+    manifest = current_version(tmp_path / "index") / "manifest.json"
+    data = json.loads(manifest.read_text())
+    del data["file_articles"]  # as an index built before builds kept files unread
+    manifest.chmod(0o644)
+    manifest.write_text(json.dumps(data))
+    assert build_fake(corpus, tmp_path / "index").written
+    read = _spy_reads(monkeypatch)
+    assert not build_fake(corpus, tmp_path / "index").written
+    assert read == []
 
 
 def test_files_with_duplicates_or_skipped_records_are_read_and_reported_each_time(

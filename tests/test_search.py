@@ -117,3 +117,21 @@ def test_searches_from_many_threads_at_once_find_what_one_at_a_time_does(searche
             sessions.map(lambda q: [h.chunk.id for h in searcher.search(q, 3)], queries)
         )
     assert together == alone and all(alone)
+
+
+def test_a_search_does_not_wait_for_workers_busy_with_other_searches(searcher):
+    """What no worker has started is done by the searching thread itself."""
+    import threading
+
+    release = threading.Event()
+    for _ in range(2):
+        searcher._beside.submit(release.wait)  # both workers held by "other sessions"
+    found = []
+    session = threading.Thread(target=lambda: found.extend(searcher.search("Kettlebrook cider")))
+    session.start()
+    session.join(timeout=20)
+    finished = not session.is_alive()
+    release.set()
+    session.join()
+    assert finished, "the search waited for the busy workers"
+    assert "Orchard" in found[0].article.title

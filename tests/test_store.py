@@ -74,6 +74,17 @@ def test_manifest_that_is_not_json_is_reported_as_damage(index):
         load_index(index, FAKE)
 
 
+def test_a_manifest_field_this_version_does_not_know_is_left_out(index):
+    _edit_manifest(index, added_by_a_later_version={"x": 1})
+    assert load_index(index, FAKE).manifest.passages > 0
+
+
+def test_manifest_that_is_not_an_object_is_reported_as_damage(index):
+    (current_version(index) / "manifest.json").write_text("[1, 2]")
+    with pytest.raises(UserError, match=r"damaged \(manifest.json unreadable.*build --rebuild"):
+        load_index(index, FAKE)
+
+
 def test_corrupt_vectors_are_reported_as_damage(index):
     (current_version(index) / "passages.faiss").write_bytes(b"\x00garbage" * 10)
     with pytest.raises(UserError, match=r"damaged \(RuntimeError.*build --rebuild"):

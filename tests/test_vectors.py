@@ -186,6 +186,15 @@ def test_a_large_store_is_saved_as_an_ann_index(tmp_path, hnsw_limit, kind):
     assert created.kind == kind and len(created) == 300
 
 
+def test_a_one_question_search_gives_faiss_its_threads_back():
+    import faiss
+
+    store = FaissVectorStore.create(DIM, _keys(50), _unit(50))
+    before = faiss.omp_get_max_threads()
+    store.search(_unit(1), 3)
+    assert faiss.omp_get_max_threads() == before
+
+
 def test_an_ivfpq_store_reads_its_files_in_the_background_and_can_be_waited_for(tmp_path):
     from retrieval.vectors import LayeredVectorStore, wait_warm
 
