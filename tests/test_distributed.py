@@ -67,6 +67,29 @@ def test_build_ray_makes_the_local_build_s_index(local_ray, tmp_path):
     again = build_on_cluster([corpus], tmp_path / "ray", config=FAKE)
     assert not again.written and again.embedded == 0
     assert again.skipped == local.skipped and again.duplicates == local.duplicates
+    # A changed file and a new one are all the cluster reads; the rest is kept from the index.
+    (corpus / "bridge.txt").write_text("Bridge repainted\n\nThe old bridge is blue now.\n")
+    (corpus / "harbour.txt").write_text("Harbour\n\nThe harbour was dredged in spring.\n")
+    sent: list[str] = []
+    real_from_items = ray.data.from_items
+
+    def from_items(items, **kwargs):
+        sent.extend(item["path"] for item in items if "path" in item)
+        return real_from_items(items, **kwargs)
+
+    patch = pytest.MonkeyPatch()
+    patch.setattr(ray.data, "from_items", from_items)
+    try:
+        changed = build_on_cluster([corpus], tmp_path / "ray", config=FAKE)
+    finally:
+        patch.undo()
+    # (harbour.txt was also the duplicate of copy.txt, and the last two are skipped: read anyway)
+    reread = {"bridge.txt", "harbour.txt", "empty.txt", "picture.png"}
+    assert {path.rsplit("/", 1)[1] for path in sent} == reread
+    added = tuple(f"{corpus.as_posix()}/{name}" for name in ("bridge.txt", "harbour.txt"))
+    assert changed.written and changed.added == added  # harbour.txt no longer a duplicate
+    build_fake(corpus, tmp_path / "fresh", rebuild=True)
+    assert_same_index(load_index(tmp_path / "ray", FAKE), load_index(tmp_path / "fresh", FAKE), 0)
 
 
 @pytest.mark.slow
