@@ -22,10 +22,10 @@ there made the `ask` slower in that loop (159-171 against 150-152 ms p50).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 
@@ -35,6 +35,7 @@ from retrieval.embedding import Embedder
 from retrieval.store import StoredIndex
 
 Mode = Literal["hybrid", "dense", "bm25"]
+T = TypeVar("T")
 # Fusion, chosen on the tune half (24 articles, 1,000 questions; recall@5 0.942 -> 0.973
 # with the 1,000-character passages): a small k lets each ranking's top places count, and
 # the passage vectors, the weakest ranking alone, get half a vote.
@@ -64,6 +65,12 @@ class Searcher:
         # The embedding or the passage-vector search of each of two concurrent searches (page
         # sessions share a Searcher), while the calling threads do the rest.
         self._beside = ThreadPoolExecutor(max_workers=2, thread_name_prefix="article-qa-search")
+
+    def _later(self, work: Callable[..., T], *args: Any) -> Callable[[], T]:
+        """Start `work(*args)` on a worker; the function returned gives its result, doing the
+        work itself when no worker has started it (both busy with other sessions' searches)."""
+        task = self._beside.submit(work, *args)
+        return lambda: work(*args) if task.cancel() else task.result()
 
     def _dense(self, vectors: np.ndarray, k: int) -> list[dict[int, float]]:
         keys, scores = self.index.passages.search(vectors, k)
@@ -98,19 +105,13 @@ class Searcher:
         if top_k < 1:
             raise ValueError(f"top_k must be at least 1, got {top_k}")
         k = max(self.candidates, top_k)
-        embedding = (
-            self._beside.submit(self.embedder.embed, list(queries)) if vectors is None else None
-        )
+        embedding = self._later(self.embedder.embed, list(queries)) if vectors is None else None
         lexical = self.index.lexical.search(queries, k)  # while the embedding runs
-        # What no worker has started yet (the workers busy with other sessions' searches)
-        # is done here instead of waited for.
         if embedding is not None:
-            vectors = (
-                self.embedder.embed(list(queries)) if embedding.cancel() else embedding.result()
-            )
-        dense_later = self._beside.submit(self._dense, vectors, k)
+            vectors = embedding()
+        dense = self._later(self._dense, vectors, k)
         by_sentence = self._sentences(vectors) if mode == "hybrid" else [{}] * len(vectors)
-        dense = self._dense(vectors, k) if dense_later.cancel() else dense_later.result()
+        dense = dense()
         return [
             self._fuse(vector, {"dense": d, "bm25": lex, "sentences": sent}, top_k, mode)
             for vector, d, lex, sent in zip(vectors, dense, lexical, by_sentence, strict=True)

@@ -225,9 +225,7 @@ def add_one_article(
     from retrieval.store import DELTA_DIR, current_version
 
     made = distractors(pool_texts, PASSAGES_PER_ARTICLE, seed=12345).articles[0]
-    path = corpus / "added" / "item-added.txt"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(_page(replace(made, title="Added item")), encoding="utf-8")
+    path = _write_page(corpus / "added" / "item-added.txt", replace(made, title="Added item"))
     started = time.perf_counter()
     report = build_index([corpus], index_dir, config=config)
     seconds = time.perf_counter() - started
@@ -248,9 +246,12 @@ def archive_file(folder: Path, number: int) -> Path:
     return folder / "archive" / f"{number // 1000:04d}" / f"item-{number:07d}.txt"
 
 
-def _page(article: Article) -> str:
-    """A plain-text file that reads back as `article`: its title line, then its text."""
-    return f"{article.title}\n\n{article.text}\n"
+def _write_page(path: Path, article: Article) -> Path:
+    """Write `path` as a plain-text file that reads back as `article`: its title line, then
+    its text."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"{article.title}\n\n{article.text}\n", encoding="utf-8")
+    return path
 
 
 def write_corpus(
@@ -266,14 +267,10 @@ def write_corpus(
 
     attributed: dict[str, dict[str, str]] = {}
     for number, article in enumerate(real):
-        path = folder / "evaluation" / f"{number:04d}.txt"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(_page(article), encoding="utf-8")
+        path = _write_page(folder / "evaluation" / f"{number:04d}.txt", article)
         attributed[path.as_posix()] = {article.source: article.id}
     for article in made:
-        path = Path(article.source)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(_page(article), encoding="utf-8")
+        _write_page(Path(article.source), article)
         attributed[article.source] = {article.source: article.id}
     for article in made[:: max(1, len(made) // CHECKED_FILES)]:
         if load_file(Path(article.source)) != ([article], []):
