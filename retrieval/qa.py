@@ -218,6 +218,9 @@ class QAEngine:
     def __init__(
         self, index: StoredIndex, embedder: Embedder, reader: Reader | None = None
     ) -> None:
+        from retrieval.runtime import one_numpy_blas_thread
+
+        one_numpy_blas_thread()  # one question's products are small; spinning threads are not
         self.index = index
         self.embedder = embedder
         self.searcher = Searcher(index, embedder)

@@ -106,6 +106,16 @@ def test_below_threshold_is_no_answer_but_keeps_the_best_guess(fake_engine):
     assert result.passages
 
 
+def test_the_engine_runs_numpy_blas_on_one_thread(fake_engine):
+    from threadpoolctl import threadpool_limits
+
+    from tests.test_runtime import numpy_blas_threads
+
+    with threadpool_limits(2, user_api="blas"):
+        QAEngine(fake_engine.index, fake_engine.embedder)
+        assert numpy_blas_threads() == [1] * len(numpy_blas_threads())
+
+
 def test_timings_are_reported(fake_engine):
     timing = fake_engine.ask("Who steered the ferry?").timing_ms
     assert set(timing) == {"retrieve", "answer", "total"}

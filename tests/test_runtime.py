@@ -177,3 +177,24 @@ def test_sessions_do_not_spin_between_runs(tmp_path):
     assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
     assert options.intra_op_num_threads == 2
     assert made.run(None, {"x": np.array([3.0], dtype=np.float32)})[0].tolist() == [3.0]
+
+
+def numpy_blas_threads() -> list[int]:
+    from threadpoolctl import threadpool_info
+
+    return [
+        lib["num_threads"]
+        for lib in threadpool_info()
+        if lib["user_api"] == "blas" and "faiss" not in Path(lib["filepath"]).parent.name
+    ]
+
+
+def test_numpy_blas_runs_on_one_thread_in_the_answering_process():
+    """Spinning BLAS threads took the reader's core (see `runtime.one_numpy_blas_thread`)."""
+    from threadpoolctl import threadpool_limits
+
+    np.ones((4, 4)) @ np.ones((4, 4))  # numpy's BLAS is loaded
+    with threadpool_limits(2, user_api="blas"):
+        assert numpy_blas_threads() and all(n == 2 for n in numpy_blas_threads())
+        runtime.one_numpy_blas_thread()
+        assert numpy_blas_threads() == [1] * len(numpy_blas_threads())
