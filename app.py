@@ -424,7 +424,7 @@ def ask_page(settings: Settings) -> None:
     engine = open_engine(settings)
     if engine is None:
         return
-    count = len(engine.index.manifest.articles)
+    count = engine.index.manifest.article_count
     st.caption(f"{count} articles. Answers are copied from them, never made up.")
     question = question or st.session_state.pending_question
     st.session_state.pending_question = None
@@ -605,7 +605,7 @@ def articles_page(settings: Settings) -> None:
     st.session_state.open_article = chosen
     # The list folds away when a citation brought the reader here for one article.
     count = f"{total:,} article{'s' if total != 1 else ''}"
-    heading = f"All {count}" if total == len(engine.index.manifest.articles) else f"{count} found"
+    heading = f"All {count}" if total == engine.index.manifest.article_count else f"{count} found"
     if total > len(matches):
         heading += f" (the first {len(matches):,} by title)"
     st.session_state.article_rows = [entry.id for entry in matches]

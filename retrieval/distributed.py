@@ -49,6 +49,7 @@ from retrieval.indexing import (
     file_hashes,
     index_config,
     open_previous,
+    previous_record,
     unchanged_files,
 )
 from retrieval.store import IndexConfig, build_lock
@@ -237,10 +238,12 @@ def build_on_cluster(
     with build_lock(index_dir):
         started = time.perf_counter()
         previous = open_previous(index_dir, config, rebuild)
-        files = file_hashes(corpus, previous.manifest if previous is not None else None)
+        record = previous_record(previous)
+        files = file_hashes(corpus, record)
         with ray_cluster(address, temp_dir):
-            loaded, parts = load_on_cluster(corpus, config, unchanged_files(previous, files))
+            loaded, parts = load_on_cluster(corpus, config, unchanged_files(record, files))
             return build_loaded(
                 index_dir, loaded, files, previous, config=config, progress=progress,
                 started=started, store=store, parts=parts, embed=cluster_embed(config.model),
+                record=record,
             )  # fmt: skip

@@ -43,11 +43,13 @@ from retrieval.store import (
     FORMAT_VERSION,
     LOCAL_STORE,
     Contents,
+    CorpusRecord,
     IndexConfig,
     Manifest,
     StoredIndex,
     build_lock,
     load_index,
+    read_corpus_record,
     read_manifest,
     rebuild_hint,
     save_layered_version,
@@ -116,7 +118,7 @@ LAYER_SHARE = 0.1
 RACY_NS = 2_000_000_000
 
 
-def file_hashes(corpus: Sequence[str | Path], since: Manifest | None = None) -> CorpusFiles:
+def file_hashes(corpus: Sequence[str | Path], since: CorpusRecord | None = None) -> CorpusFiles:
     """Each corpus file's hash, to tell later which files changed since the build.
 
     A file whose size and mtime are those `since` recorded keeps the hash recorded
@@ -170,20 +172,25 @@ def open_previous(
         return None
 
 
+def previous_record(previous: StoredIndex | None) -> CorpusRecord | None:
+    """What the live version a build starts from was built from (None: starting over)."""
+    return read_corpus_record(previous.path) if previous is not None else None
+
+
 def unchanged_files(
-    previous: StoredIndex | None, files: CorpusFiles
+    record: CorpusRecord | None, files: CorpusFiles
 ) -> dict[str, list[KeptArticle]]:
-    """The articles of each file whose bytes are those `previous` was built from (and all of
-    which it indexed), by file: a build takes them from the index instead of reading them."""
-    if previous is None:
+    """The articles of each file whose bytes are those the live version was built from
+    (`record`; and all of which it indexed), by file: a build takes them from the index
+    instead of reading them."""
+    if record is None:
         return {}
-    manifest = previous.manifest
     return {
-        path: [KeptArticle(key, source, manifest.articles[source]) for source, key in found.items()]
-        for path, found in manifest.file_articles.items()
+        path: [KeptArticle(key, source, record.articles[source]) for source, key in found.items()]
+        for path, found in record.file_articles.items()
         if path in files.hashes
-        and files.hashes[path] == manifest.files.get(path)
-        and all(source in manifest.articles for source in found)
+        and files.hashes[path] == record.files.get(path)
+        and all(source in record.articles for source in found)
     }
 
 
@@ -208,11 +215,12 @@ def build_index(
     with build_lock(index_dir):
         started = time.perf_counter()
         previous = open_previous(index_dir, config, rebuild)
-        files = file_hashes(corpus, previous.manifest if previous is not None else None)
-        loaded = load_articles(corpus, kept=unchanged_files(previous, files))
+        record = previous_record(previous)
+        files = file_hashes(corpus, record)
+        loaded = load_articles(corpus, kept=unchanged_files(record, files))
         return build_loaded(
             index_dir, loaded, files, previous, config=config, progress=progress,
-            started=started, store=store,
+            started=started, store=store, record=record,
         )  # fmt: skip
 
 
@@ -247,12 +255,14 @@ def build_loaded(
     store: str | None = None,
     parts: Parts | None = None,
     embed: Embed | None = None,
+    record: CorpusRecord | None = None,
 ) -> BuildReport:
     """The build from articles already loaded, under the caller's `build_lock`: what every
     build shares, whoever read the files (`distributed` reads and chunks them on Ray and
     passes `parts` and its own `embed`).
 
-    `previous`: the live version (`open_previous`), which the articles kept unread come from.
+    `previous`: the live version (`open_previous`), which the articles kept unread come from;
+    `record`: what it was built from (`previous_record`), read here when not given.
     `store`: where the vectors go ("local", or a Milvus URI: `store.store_spec`); by
     default where the live version keeps them, else local."""
     known = previous.manifest if previous is not None else known_manifest(index_dir)
@@ -260,9 +270,12 @@ def build_loaded(
         store = store_spec(store)
     else:
         store = known.store if known is not None else LOCAL_STORE
+    if record is None:
+        record = previous_record(previous)
     return _build(
         loaded, files, index_dir, config or index_config(), previous, progress or _no_progress,
         time.perf_counter() if started is None else started, store, parts=parts, embed=embed,
+        record=record,
     )  # fmt: skip
 
 
@@ -281,10 +294,11 @@ def _build(
     store: str = LOCAL_STORE,
     parts: Parts | None = None,
     embed: Embed | None = None,
+    record: CorpusRecord | None = None,
 ) -> BuildReport:
     """The build proper, from loaded articles (`parts`: already chunked, else chunked here)."""
     report("load", len(loaded.articles), len(loaded.articles))
-    before = previous.manifest.articles if previous else {}
+    before = record.articles if record is not None else {}
     now = {article.source: article.content_hash for article in loaded.articles}
     added = tuple(sorted(set(now) - set(before)))
     removed = tuple(sorted(set(before) - set(now)))
@@ -292,12 +306,13 @@ def _build(
     if (
         previous is not None
         and not (added or removed or changed)
-        and (previous.manifest.files == files.hashes)
-        and previous.manifest.file_articles == loaded.whole_files
+        and record is not None
+        and record.files == files.hashes
+        and record.file_articles == loaded.whole_files
         and previous.manifest.store == store
     ):
         return BuildReport(
-            index_dir, len(previous.manifest.articles), previous.manifest.passages, 0,
+            index_dir, len(before), previous.manifest.passages, 0,
             time.perf_counter() - started, False,
             skipped=loaded.skipped, duplicates=loaded.duplicates,
         )  # fmt: skip
@@ -339,20 +354,25 @@ def _build(
         cleaner_version=config.cleaner_version,
         built_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         build_seconds=round(time.perf_counter() - started, 3),
+        article_count=len(now),
+        passages=len(chunks) + (layers.base_passages if layers else 0),
+        sentences=len(sentences) + (layers.base_sentences if layers else 0),
+        store=store,
+    )
+    built_from = CorpusRecord(
         articles=now,
         files=files.hashes,
         file_stats=files.stats,
         stats_taken_ns=files.taken_ns,
         file_articles=loaded.whole_files,
-        passages=len(chunks) + (layers.base_passages if layers else 0),
-        sentences=len(sentences) + (layers.base_sentences if layers else 0),
-        store=store,
     )
     contents = Contents(written, chunks, vectors, sentences, sentence_vectors)
     if layers is not None:
-        save_layered_version(index_dir, manifest, previous.path, layers.hidden, contents)
+        save_layered_version(
+            index_dir, manifest, built_from, previous.path, layers.hidden, contents
+        )
     else:
-        save_version(index_dir, manifest, contents)
+        save_version(index_dir, manifest, built_from, contents)
     cache.clear()
     report("save", 1, 1)
     return BuildReport(

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from retrieval.indexing import file_hashes
-from retrieval.store import read_manifest
+from retrieval.store import current_version, read_corpus_record, read_manifest
 
 
 @dataclass(frozen=True)
@@ -30,14 +30,15 @@ class IndexStatus:
 def index_status(index_dir: str | Path, corpus: Sequence[str | Path]) -> IndexStatus:
     """The live index's figures, and the corpus files that differ from what it was built from."""
     index_dir = Path(index_dir)
-    manifest = read_manifest(index_dir)  # the manifest alone: no store is opened
-    built = manifest.files
+    manifest = read_manifest(index_dir)  # the manifest and the corpus record: no store opened
+    record = read_corpus_record(current_version(index_dir))
+    built = record.files
     # Files whose size and mtime are unchanged since the build are not read again.
-    now = file_hashes([path for path in corpus if Path(path).exists()], manifest).hashes
+    now = file_hashes([path for path in corpus if Path(path).exists()], record).hashes
     size = sum(f.stat().st_size for f in index_dir.rglob("*") if f.is_file())
     return IndexStatus(
         index_dir=str(index_dir),
-        articles=len(manifest.articles),
+        articles=manifest.article_count,
         chunks=manifest.passages,
         model=manifest.model,
         built_at=manifest.built_at,

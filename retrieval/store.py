@@ -71,6 +71,8 @@ VERSIONS_DIR = "versions"
 LOCK_FILE = "build.lock"
 FEEDBACK_FILE = "feedback.jsonl"
 MANIFEST_FILE = "manifest.json"
+# What a version was built from, file by file: read by builds and status, not at open.
+CORPUS_FILE = "corpus.json"
 DOCUMENTS_FILE = "documents.sqlite"
 VECTORS_FILE = "passages.faiss"
 SENTENCE_VECTORS_FILE = "sentences.faiss"
@@ -120,15 +122,10 @@ class Manifest:
     cleaner_version: str
     built_at: str
     build_seconds: float
-    articles: dict[str, str] = field(default_factory=dict)  # source -> clean-text hash
-    files: dict[str, str] = field(default_factory=dict)  # corpus file -> raw-bytes hash
     passages: int = 0
     sentences: int = 0
-    file_stats: dict[str, list[int]] = field(default_factory=dict)  # file -> [size, mtime_ns]
-    stats_taken_ns: int = 0
     store: str = LOCAL_STORE  # "local", or the Milvus URI the vectors live at
-    # file -> {article source: article id}, for the files all records of which were indexed
-    file_articles: dict[str, dict[str, str]] = field(default_factory=dict)
+    article_count: int = 0
 
     @property
     def config(self) -> IndexConfig:
@@ -138,6 +135,20 @@ class Manifest:
             chunking=ChunkingConfig(size=self.chunk_size, overlap=self.chunk_overlap),
             cleaner_version=self.cleaner_version,
         )
+
+
+@dataclass(frozen=True)
+class CorpusRecord:
+    """What a version was built from, kept beside its manifest (``corpus.json``): at a
+    million passages its maps are tens of MB, and opening an index to answer needs none of
+    them (parsing them took 0.4 s of each open and each status read)."""
+
+    articles: dict[str, str] = field(default_factory=dict)  # source -> clean-text hash
+    files: dict[str, str] = field(default_factory=dict)  # corpus file -> raw-bytes hash
+    file_stats: dict[str, list[int]] = field(default_factory=dict)  # file -> [size, mtime_ns]
+    stats_taken_ns: int = 0
+    # file -> {article source: article id}, for the files all records of which were indexed
+    file_articles: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -205,17 +216,49 @@ def current_version(index_dir: Path) -> Path:
 
 
 def read_manifest(index_dir: Path) -> Manifest:
-    version = current_version(index_dir)
+    data = _read_json(index_dir, current_version(index_dir) / MANIFEST_FILE)
     try:
-        data = json.loads((version / MANIFEST_FILE).read_text(encoding="utf-8"))
+        if isinstance(data.get("articles"), dict):  # written before the corpus record moved out
+            data.setdefault("article_count", len(data["articles"]))
         # A field a later article-qa added within this format is optional: left out here.
         known = {f.name for f in fields(Manifest)}
         return Manifest(**{key: value for key, value in data.items() if key in known})
-    except (OSError, ValueError, TypeError, AttributeError) as error:
-        raise UserError(
-            f"index at {index_dir} is damaged (manifest.json unreadable: "
-            f"{type(error).__name__}): {rebuild_hint(index_dir)}"
-        ) from None
+    except (TypeError, AttributeError) as error:
+        raise _damaged(index_dir, MANIFEST_FILE, error) from None
+
+
+def read_corpus_record(version: Path) -> CorpusRecord:
+    """What the version in folder `version` was built from (an older one keeps it in its
+    manifest); `current_version(index_dir)` is the live one."""
+    index_dir = version.parent.parent
+    path = version / CORPUS_FILE
+    data = _read_json(index_dir, path if path.is_file() else version / MANIFEST_FILE)
+    try:
+        known = {f.name for f in fields(CorpusRecord)}
+        record = CorpusRecord(**{key: value for key, value in data.items() if key in known})
+    except (TypeError, AttributeError) as error:
+        raise _damaged(index_dir, path.name, error) from None
+    maps = (record.articles, record.files, record.file_stats, record.file_articles)
+    if not all(isinstance(m, dict) for m in maps) or not isinstance(record.stats_taken_ns, int):
+        raise _damaged(index_dir, path.name, TypeError())
+    return record
+
+
+def _read_json(index_dir: Path, path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise _damaged(index_dir, path.name, error) from None
+    if not isinstance(data, dict):
+        raise _damaged(index_dir, path.name, TypeError())
+    return data
+
+
+def _damaged(index_dir: Path, name: str, error: Exception) -> UserError:
+    return UserError(
+        f"index at {index_dir} is damaged ({name} unreadable: "
+        f"{type(error).__name__}): {rebuild_hint(index_dir)}"
+    )
 
 
 def load_index(index_dir: Path, expected: IndexConfig | None = None) -> StoredIndex:
@@ -427,7 +470,11 @@ class Contents:
 
 
 def save_version(
-    index_dir: Path, manifest: Manifest, contents: Contents, encoding: Encoding | None = None
+    index_dir: Path,
+    manifest: Manifest,
+    record: CorpusRecord,
+    contents: Contents,
+    encoding: Encoding | None = None,
 ) -> Path:
     """Write a complete new version, then make it the live one; returns its folder.
 
@@ -460,7 +507,7 @@ def save_version(
                     manifest.store, f"{name}_{kind}", live / pointer if live else None,
                     keys, matrix, owners, staging / pointer, texts,
                 )  # fmt: skip
-        return _publish(index_dir, staging, name, manifest)
+        return _publish(index_dir, staging, name, manifest, record)
     except BaseException:
         discard_collections(staging)
         shutil.rmtree(staging, ignore_errors=True)
@@ -497,8 +544,11 @@ def _write_local(
     )
 
 
-def _publish(index_dir: Path, staging: Path, name: str, manifest: Manifest) -> Path:
+def _publish(
+    index_dir: Path, staging: Path, name: str, manifest: Manifest, record: CorpusRecord
+) -> Path:
     """Finish a written version and make it the live one."""
+    atomic_write_text(staging / CORPUS_FILE, json.dumps(asdict(record)))
     # The manifest goes last: a version with a manifest is a complete one.
     atomic_write_text(staging / MANIFEST_FILE, json.dumps(asdict(manifest), indent=2))
     _fsync_dir(staging)
@@ -512,7 +562,12 @@ def _publish(index_dir: Path, staging: Path, name: str, manifest: Manifest) -> P
 
 
 def save_layered_version(
-    index_dir: Path, manifest: Manifest, base: Path, hidden: Sequence[str], contents: Contents
+    index_dir: Path,
+    manifest: Manifest,
+    record: CorpusRecord,
+    base: Path,
+    hidden: Sequence[str],
+    contents: Contents,
 ) -> Path:
     """A new version made of `base`'s base files (linked, not copied), a delta holding these
     articles, and the base's articles to leave out; made the live one. Local stores only."""
@@ -520,7 +575,7 @@ def save_layered_version(
     try:
         for source in sorted(base.rglob("*")):
             relative = source.relative_to(base)
-            if relative.parts[0] in (DELTA_DIR, HIDDEN_FILE, MANIFEST_FILE):
+            if relative.parts[0] in (DELTA_DIR, HIDDEN_FILE, MANIFEST_FILE, CORPUS_FILE):
                 continue
             if source.is_dir():
                 (staging / relative).mkdir(parents=True, exist_ok=True)
@@ -528,7 +583,7 @@ def save_layered_version(
                 os.link(source, staging / relative)
         _write_local(staging / DELTA_DIR, manifest.dimension, contents)
         atomic_write_text(staging / HIDDEN_FILE, json.dumps(sorted(hidden)))
-        return _publish(index_dir, staging, name, manifest)
+        return _publish(index_dir, staging, name, manifest, record)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

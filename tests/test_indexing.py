@@ -140,11 +140,11 @@ def test_unchanged_files_are_not_read_again_to_check_them(corpus, tmp_path, monk
     from pathlib import Path
 
     from retrieval.indexing import file_hashes
-    from retrieval.store import read_manifest
+    from retrieval.store import current_version, read_corpus_record
 
     _age(corpus)
     build_fake(corpus, tmp_path / "index")
-    manifest = read_manifest(tmp_path / "index")
+    manifest = read_corpus_record(current_version(tmp_path / "index"))
     assert set(manifest.file_stats) == set(manifest.files) and manifest.stats_taken_ns > 0
     read = []
     real = Path.read_bytes
@@ -206,14 +206,19 @@ def test_an_index_without_the_files_articles_records_them_once_then_reads_nothin
 ):
     import json
 
-    from retrieval.store import current_version
+    from retrieval.store import current_version, read_manifest
 
     build_fake(corpus, tmp_path / "index")
-    manifest = current_version(tmp_path / "index") / "manifest.json"
-    data = json.loads(manifest.read_text())
-    del data["file_articles"]  # as an index built before builds kept files unread
+    version = current_version(tmp_path / "index")
+    manifest, record = version / "manifest.json", version / "corpus.json"
+    # As an index built before builds kept files unread: what it was built from is in its
+    # manifest, without the articles of each file.
+    data = {**json.loads(manifest.read_text()), **json.loads(record.read_text())}
+    del data["file_articles"], data["article_count"]
+    record.unlink()
     manifest.chmod(0o644)
     manifest.write_text(json.dumps(data))
+    assert read_manifest(tmp_path / "index").article_count == len(data["articles"]) > 0
     assert build_fake(corpus, tmp_path / "index").written
     read = _spy_reads(monkeypatch)
     assert not build_fake(corpus, tmp_path / "index").written
@@ -266,10 +271,10 @@ def test_files_changed_just_before_the_build_are_hashed_again(corpus, tmp_path, 
     import os
 
     from retrieval.indexing import file_hashes
-    from retrieval.store import read_manifest
+    from retrieval.store import current_version, read_corpus_record
 
     build_fake(corpus, tmp_path / "index")  # files written just now: inside the racy window
-    manifest = read_manifest(tmp_path / "index")
+    manifest = read_corpus_record(current_version(tmp_path / "index"))
     path = corpus / "orchard.txt"
     info = path.stat()
     path.write_bytes(path.read_bytes().replace(b"a", b"e", 1))

@@ -8,7 +8,7 @@ import pytest
 from retrieval import indexing
 from retrieval.embedding import FakeEmbedder
 from retrieval.resume import RESUME_DIR, EmbeddingCache
-from retrieval.store import load_index
+from retrieval.store import load_index, read_corpus_record
 from tests.helpers import FAKE, build_fake, index_vectors, write_corpus
 
 
@@ -65,7 +65,7 @@ def test_a_build_killed_while_embedding_resumes_where_it_stopped(tmp_path, monke
     monkeypatch.setattr(indexing, "load_embedder", lambda name: FakeEmbedder())
     build_fake(corpus, tmp_path / "clean")
     resumed, clean = load_index(index_dir, FAKE), load_index(tmp_path / "clean", FAKE)
-    assert resumed.manifest.articles == clean.manifest.articles
+    assert read_corpus_record(resumed.path).articles == read_corpus_record(clean.path).articles
     mine, theirs = index_vectors(resumed), index_vectors(clean)
     for kind in ("passages", "sentences"):
         assert mine[kind][0] == theirs[kind][0]

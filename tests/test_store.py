@@ -85,6 +85,32 @@ def test_manifest_that_is_not_an_object_is_reported_as_damage(index):
         load_index(index, FAKE)
 
 
+def test_opening_an_index_reads_the_manifest_but_not_what_it_was_built_from(index):
+    """The corpus record (tens of MB at a million passages) is for builds and status."""
+    from retrieval.store import read_corpus_record
+
+    version = current_version(index)
+    record = read_corpus_record(version)
+    assert record.files and record.file_articles
+    assert load_index(index, FAKE).manifest.article_count == len(record.articles) > 0
+    (version / "corpus.json").write_text("{not json")
+    assert load_index(index, FAKE).manifest.article_count == len(record.articles)
+
+
+@pytest.mark.parametrize("broken", ["{not json", "[1, 2]", '{"files": 3}'])
+def test_an_unreadable_corpus_record_is_reported_as_damage_by_status_and_build(
+    index, tmp_path, broken
+):
+    from retrieval.status import index_status
+
+    (current_version(index) / "corpus.json").write_text(broken)
+    damaged = r"damaged \(corpus.json unreadable.*build --rebuild"
+    with pytest.raises(UserError, match=damaged):
+        index_status(index, [tmp_path / "corpus"])
+    with pytest.raises(UserError, match=damaged):
+        build_fake(tmp_path / "corpus", index)
+
+
 def test_corrupt_vectors_are_reported_as_damage(index):
     (current_version(index) / "passages.faiss").write_bytes(b"\x00garbage" * 10)
     with pytest.raises(UserError, match=r"damaged \(RuntimeError.*build --rebuild"):

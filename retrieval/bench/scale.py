@@ -154,6 +154,7 @@ def _one_size(
     """Write the index of `size` passages, the real ones and distractors, and (for a local
     store) its corpus folder beside it, `<index>-corpus`; its build figures and that folder."""
     from retrieval.indexing import file_hashes
+    from retrieval.store import CorpusRecord
 
     real_passages = real.documents.all_passages()
     real_sentences = real.documents.all_sentences()
@@ -179,14 +180,14 @@ def _one_size(
     sizes = [chunk.end - chunk.start for chunk in extra.chunks] or [0]
     real_sizes = [chunk.end - chunk.start for _, chunk in real_passages] or [0]
     manifest = real.manifest if store is None else replace(real.manifest, store=store)
-    corpus_s = None
+    corpus_s, record = None, CorpusRecord()
     if store is None:  # (only an incremental build reads it: measured on a local store)
         log(f"writing the corpus folder: {len(all_articles):,} files")
         started = time.perf_counter()
         file_articles = write_corpus(corpus, articles, extra.articles)
         files = file_hashes([corpus])
-        manifest = replace(
-            manifest, files=files.hashes, file_stats=files.stats, stats_taken_ns=files.taken_ns,
+        record = CorpusRecord(
+            files=files.hashes, file_stats=files.stats, stats_taken_ns=files.taken_ns,
             file_articles=file_articles,
         )  # fmt: skip
         corpus_s = round(time.perf_counter() - started, 1)
@@ -194,7 +195,7 @@ def _one_size(
     encoding = encoding or sentence_encoding(len(sentences))  # as a build would choose
     log(f"writing {len(chunks):,} passages and {len(sentences):,} sentences ({encoding})")
     started = time.perf_counter()
-    write_scale_index(index_dir, manifest, all_articles, chunks, vectors, sentences,
+    write_scale_index(index_dir, manifest, record, all_articles, chunks, vectors, sentences,
                       sentence_vectors, encoding)  # fmt: skip
     write_s = time.perf_counter() - started
     disk = folder_bytes(index_dir)
@@ -378,7 +379,7 @@ def fill_noisy(
 
 
 def write_scale_index(
-    index_dir, manifest, articles, chunks, vectors, sentences, sentence_vectors, encoding
+    index_dir, manifest, record, articles, chunks, vectors, sentences, sentence_vectors, encoding
 ):
     """The combined version, through the store code a build uses."""
     from dataclasses import replace
@@ -386,13 +387,11 @@ def write_scale_index(
     from retrieval.store import Contents, save_version
 
     combined = replace(
-        manifest,
-        articles={a.source: a.content_hash for a in articles},
-        passages=len(chunks),
-        sentences=len(sentences),
+        manifest, article_count=len(articles), passages=len(chunks), sentences=len(sentences)
     )
+    built_from = replace(record, articles={a.source: a.content_hash for a in articles})
     contents = Contents(list(articles), list(chunks), vectors, list(sentences), sentence_vectors)
-    save_version(index_dir, combined, contents, encoding)
+    save_version(index_dir, combined, built_from, contents, encoding)
 
 
 def _measure_in_subprocess(index_dir: Path, questions_path: Path) -> dict:
@@ -436,7 +435,7 @@ def measure(index_dir: Path, questions: Sequence[Question]) -> dict:
     return {
         "passages": len(index.passages),
         "sentences": len(index.sentences),
-        "articles": len(index.manifest.articles),
+        "articles": index.manifest.article_count,
         "open_s": round(open_s, 3),
         "engine_open_s": round(engine_open_s, 2),
         "warm_s": round(warm_s, 2),  # till the files read in the background were in
