@@ -259,15 +259,11 @@ class QAEngine:
         started = time.perf_counter()
         text = validate_question(question)
         resolved = resolve_followup(text, history)
-        # One model call for both: the query retrieval uses (with the earlier turn's words)
-        # and, for a follow-up, the question alone, which sentences are matched against.
-        texts = (
-            [resolved.query]
-            if resolved.query == resolved.asked
-            else [resolved.query, resolved.asked]
-        )
-        vectors = self.embedder.embed(texts)
-        hits = self.searcher.search_batch([resolved.query], top_k, mode, vectors[:1])[0]
+        # One model call, beside BM25, for both: the query retrieval uses (with the earlier
+        # turn's words) and, for a follow-up, the question alone, which sentences are matched
+        # against.
+        also = () if resolved.query == resolved.asked else (resolved.asked,)
+        hits, vectors = self.searcher.search_embedding(resolved.query, also, top_k, mode)
         retrieved = time.perf_counter()
         best = (
             self.answerer.answer(

@@ -16,8 +16,10 @@ Work that lets go of the GIL overlaps work that holds it: the question is embedd
 (ONNX Runtime) while BM25 scores (Python and numpy), and the passage vectors are searched
 (FAISS) while the sentence store searches and re-scores. At a million passages that took a
 search from 31-34 to 19-27 ms p50 (three runs each of 200 questions, each search followed by
-its `ask`). `QAEngine.ask` embeds its texts before searching: embedding them beside BM25
-there made the `ask` slower in that loop (159-171 against 150-152 ms p50).
+its `ask`). `QAEngine.ask` does the same (`search_embedding`): once numpy's BLAS threads no
+longer spun beside the models (`runtime.one_numpy_blas_thread`) that saved it 4-6 ms at a
+million passages (150 questions, two runs, the two ways interleaved); before, it had made
+the `ask` slower (159-171 against 150-152 ms p50).
 """
 
 from __future__ import annotations
@@ -42,6 +44,11 @@ T = TypeVar("T")
 RRF_K = 5
 HYBRID_WEIGHTS = {"dense": 0.5, "bm25": 1.0, "sentences": 1.0}
 SENTENCE_CANDIDATES = 100
+
+
+def _check_top_k(top_k: int) -> None:
+    if top_k < 1:
+        raise ValueError(f"top_k must be at least 1, got {top_k}")
 
 
 @dataclass(frozen=True)
@@ -102,20 +109,44 @@ class Searcher:
         vectors: np.ndarray | None = None,
     ) -> list[list[Hit]]:
         """Hits for each query; `vectors` are the queries' embeddings when already computed."""
-        if top_k < 1:
-            raise ValueError(f"top_k must be at least 1, got {top_k}")
+        _check_top_k(top_k)
+        if vectors is None:
+            embedding = self._later(self.embedder.embed, list(queries))
+        else:
+            embedding = lambda: vectors  # noqa: E731
+        return self._search(queries, top_k, mode, embedding)[0]
+
+    def search_embedding(
+        self, query: str, also: Sequence[str] = (), top_k: int = 5, mode: Mode = "hybrid"
+    ) -> tuple[list[Hit], np.ndarray]:
+        """Hits for `query`, and the vectors of `query` and of the texts `also`, embedded in
+        one model call while BM25 scores (what an `ask` needs: the question's vector again
+        for its sentences, and a follow-up's own words')."""
+        _check_top_k(top_k)
+        embedding = self._later(self.embedder.embed, [query, *also])
+        hits, vectors = self._search([query], top_k, mode, embedding)
+        return hits[0], vectors
+
+    def _search(
+        self,
+        queries: Sequence[str],
+        top_k: int,
+        mode: Mode,
+        embedding: Callable[[], np.ndarray],
+    ) -> tuple[list[list[Hit]], np.ndarray]:
+        """The hits of each query, and what `embedding` gave (its first rows: the queries')."""
         k = max(self.candidates, top_k)
-        embedding = self._later(self.embedder.embed, list(queries)) if vectors is None else None
         lexical = self.index.lexical.search(queries, k)  # while the embedding runs
-        if embedding is not None:
-            vectors = embedding()
+        embedded = embedding()
+        vectors = embedded[: len(queries)]
         dense = self._later(self._dense, vectors, k)
         by_sentence = self._sentences(vectors) if mode == "hybrid" else [{}] * len(vectors)
         dense = dense()
-        return [
+        hits = [
             self._fuse(vector, {"dense": d, "bm25": lex, "sentences": sent}, top_k, mode)
             for vector, d, lex, sent in zip(vectors, dense, lexical, by_sentence, strict=True)
         ]
+        return hits, embedded
 
     def search(self, query: str, top_k: int = 5, mode: Mode = "hybrid") -> list[Hit]:
         return self.search_batch([query], top_k, mode)[0]

@@ -50,6 +50,19 @@ def test_batch_equals_single_queries(searcher):
     ]
 
 
+@pytest.mark.parametrize("also", [(), ("who repaired it",)])
+def test_a_search_that_embeds_gives_the_hits_of_a_search_and_every_text_s_vector(searcher, also):
+    query = "ferry repair cost"
+    hits, vectors = searcher.search_embedding(query, also, top_k=3)
+    assert [h.chunk.id for h in hits] == [h.chunk.id for h in searcher.search(query, top_k=3)]
+    np.testing.assert_allclose(vectors, FakeEmbedder().embed([query, *also]), atol=1e-6)
+
+
+def test_a_search_that_embeds_refuses_top_k_below_one(searcher):
+    with pytest.raises(ValueError, match="top_k must be at least 1"):
+        searcher.search_embedding("ferry", top_k=0)
+
+
 def test_query_of_unknown_words_still_returns_dense_hits(searcher):
     assert searcher.search("zzzz qqqq", top_k=2, mode="hybrid")
 
