@@ -18,8 +18,10 @@ Work that lets go of the GIL overlaps work that holds it: the question is embedd
 search from 31-34 to 19-27 ms p50 (three runs each of 200 questions, each search followed by
 its `ask`). `QAEngine.ask` does the same (`search_embedding`): once numpy's BLAS threads no
 longer spun beside the models (`runtime.one_numpy_blas_thread`) that saved it 4-6 ms at a
-million passages (150 questions, two runs, the two ways interleaved); before, it had made
-the `ask` slower (159-171 against 150-152 ms p50).
+million passages with the two ways interleaved question by question (150 questions, two
+runs), though the benchmark's loop, whose runs differ by 10 ms, does not show it (ask p50
+115-137 ms in four runs against 116-125 in four); before, it had made the `ask` slower
+(159-171 against 150-152 ms p50).
 """
 
 from __future__ import annotations
