@@ -173,8 +173,16 @@ def open_previous(
 
 
 def previous_record(previous: StoredIndex | None) -> CorpusRecord | None:
-    """What the live version a build starts from was built from (None: starting over)."""
-    return read_corpus_record(previous.path) if previous is not None else None
+    """What the live version a build starts from was built from; None when there is none or
+    it cannot be read: the build then reads and hashes every file again (reusing the
+    version's vectors) and writes a good record, as `open_previous` starts over."""
+    if previous is None:
+        return None
+    try:
+        return read_corpus_record(previous.path)
+    except UserError as error:
+        log.warning("reading every file again: %s", error)
+        return None
 
 
 def unchanged_files(
@@ -442,7 +450,7 @@ def _with_texts(previous: StoredIndex | None, articles: Sequence[Loaded]) -> lis
     if len(found) < len(set(wanted)):
         index_dir = previous.path.parents[1]  # <index>/versions/<version>
         raise UserError(
-            f"index at {index_dir} is damaged (articles its manifest lists are missing from "
+            f"index at {index_dir} is damaged (articles it was built from are missing from "
             f"its documents): {rebuild_hint(index_dir)}"
         )
     return [found[a.id] if isinstance(a, KeptArticle) else a for a in articles]

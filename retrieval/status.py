@@ -30,8 +30,9 @@ class IndexStatus:
 def index_status(index_dir: str | Path, corpus: Sequence[str | Path]) -> IndexStatus:
     """The live index's figures, and the corpus files that differ from what it was built from."""
     index_dir = Path(index_dir)
-    manifest = read_manifest(index_dir)  # the manifest and the corpus record: no store opened
-    record = read_corpus_record(current_version(index_dir))
+    version = current_version(index_dir)  # once: a build may switch versions meanwhile
+    manifest = read_manifest(index_dir, version)  # and its corpus record: no store opened
+    record = read_corpus_record(version)
     built = record.files
     # Files whose size and mtime are unchanged since the build are not read again.
     now = file_hashes([path for path in corpus if Path(path).exists()], record).hashes

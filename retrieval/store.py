@@ -4,10 +4,12 @@ Layout of an index folder::
 
     index/
       CURRENT           name of the live version (replaced atomically)
-      versions/<name>/  manifest.json; documents.sqlite (articles, passages, sentences:
-                        `retrieval.documents`); passages.faiss and sentences.faiss
-                        (`retrieval.vectors`), or with a Milvus store (`--store`) the
-                        *.milvus.json files naming its collections (`retrieval.milvus`);
+      versions/<name>/  manifest.json; corpus.json (what the version was built from, file
+                        by file: read by builds and status only); documents.sqlite
+                        (articles, passages, sentences: `retrieval.documents`);
+                        passages.faiss and sentences.faiss (`retrieval.vectors`), or with
+                        a Milvus store (`--store`) the *.milvus.json files naming its
+                        collections (`retrieval.milvus`);
                         bm25/ (`retrieval.lexical`)
       build.lock        held while a build runs (also by the page's rebuild button)
       feedback.jsonl    ratings from the page; outside versions/, so rebuilds keep it
@@ -215,8 +217,10 @@ def current_version(index_dir: Path) -> Path:
     return version
 
 
-def read_manifest(index_dir: Path) -> Manifest:
-    data = _read_json(index_dir, current_version(index_dir) / MANIFEST_FILE)
+def read_manifest(index_dir: Path, version: Path | None = None) -> Manifest:
+    """The manifest of the live version (or of the version in folder `version`)."""
+    version = current_version(index_dir) if version is None else version
+    data = _read_json(index_dir, version / MANIFEST_FILE)
     try:
         if isinstance(data.get("articles"), dict):  # written before the corpus record moved out
             data.setdefault("article_count", len(data["articles"]))
@@ -228,11 +232,17 @@ def read_manifest(index_dir: Path) -> Manifest:
 
 
 def read_corpus_record(version: Path) -> CorpusRecord:
-    """What the version in folder `version` was built from (an older one keeps it in its
-    manifest); `current_version(index_dir)` is the live one."""
+    """What the version in folder `version` was built from (one written before the record
+    moved out keeps it in its manifest); `current_version(index_dir)` is the live one."""
     index_dir = version.parent.parent
     path = version / CORPUS_FILE
-    data = _read_json(index_dir, path if path.is_file() else version / MANIFEST_FILE)
+    if not path.is_file():
+        manifest = _read_json(index_dir, version / MANIFEST_FILE)
+        if not isinstance(manifest.get("articles"), dict):  # the record is missing
+            raise _damaged(index_dir, CORPUS_FILE, FileNotFoundError())
+        path, data = version / MANIFEST_FILE, manifest
+    else:
+        data = _read_json(index_dir, path)
     try:
         known = {f.name for f in fields(CorpusRecord)}
         record = CorpusRecord(**{key: value for key, value in data.items() if key in known})

@@ -261,7 +261,7 @@ def test_an_index_missing_articles_its_manifest_lists_asks_for_a_rebuild(corpus,
     with pytest.raises(UserError) as error:
         build_fake(corpus, tmp_path / "index")
     assert str(error.value) == (
-        f"index at {tmp_path / 'index'} is damaged (articles its manifest lists are missing "
+        f"index at {tmp_path / 'index'} is damaged (articles it was built from are missing "
         f"from its documents): run `article-qa build --rebuild --index {tmp_path / 'index'}`"
     )
 

@@ -97,18 +97,36 @@ def test_opening_an_index_reads_the_manifest_but_not_what_it_was_built_from(inde
     assert load_index(index, FAKE).manifest.article_count == len(record.articles)
 
 
-@pytest.mark.parametrize("broken", ["{not json", "[1, 2]", '{"files": 3}'])
-def test_an_unreadable_corpus_record_is_reported_as_damage_by_status_and_build(
+@pytest.mark.parametrize("broken", ["{not json", "[1, 2]", '{"files": 3}', None])
+def test_an_unreadable_corpus_record_is_damage_to_status_and_a_build_starts_it_over(
     index, tmp_path, broken
 ):
     from retrieval.status import index_status
+    from retrieval.store import read_corpus_record
 
-    (current_version(index) / "corpus.json").write_text(broken)
+    record = current_version(index) / "corpus.json"
+    if broken is None:
+        record.unlink()  # a version of this layout without it
+    else:
+        record.write_text(broken)
     damaged = r"damaged \(corpus.json unreadable.*build --rebuild"
     with pytest.raises(UserError, match=damaged):
         index_status(index, [tmp_path / "corpus"])
-    with pytest.raises(UserError, match=damaged):
-        build_fake(tmp_path / "corpus", index)
+    # A build reads every file again instead (the page has no --rebuild button).
+    report = build_fake(tmp_path / "corpus", index)
+    assert report.written and report.embedded == 0  # the version's vectors are reused
+    assert read_corpus_record(current_version(index)).files
+    assert not index_status(index, [tmp_path / "corpus"]).stale
+
+
+def test_a_record_in_an_old_manifest_that_is_unreadable_is_named_as_the_manifest(index):
+    from retrieval.store import read_corpus_record
+
+    version = current_version(index)
+    (version / "corpus.json").unlink()
+    _edit_manifest(index, articles={}, files=3)  # the old layout, with a broken map
+    with pytest.raises(UserError, match=r"damaged \(manifest.json unreadable: TypeError"):
+        read_corpus_record(version)
 
 
 def test_corrupt_vectors_are_reported_as_damage(index):

@@ -262,8 +262,8 @@ def write_corpus(
 
     A distractor's file is its source, and reads back as it (checked on `CHECKED_FILES`). The
     evaluation articles keep their "squad:" sources, which the questions are mapped by, so
-    their files (`evaluation/`) are attributed to them in the manifest: unchanged, a build
-    keeps them unread like any other file. Returns the manifest's `file_articles`."""
+    their files (`evaluation/`) are attributed to them in the corpus record: unchanged, a build
+    keeps them unread like any other file. Returns the record's `file_articles`."""
     from retrieval.articles import load_file
 
     attributed: dict[str, dict[str, str]] = {}
