@@ -47,6 +47,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -64,6 +65,7 @@ from retrieval.vectors import (
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # 2: sentence vectors beside chunk vectors; 3: stores reached by id; 4: ANN indexes with a
 # key table beside them, versions in layers
@@ -221,13 +223,11 @@ def read_manifest(index_dir: Path, version: Path | None = None) -> Manifest:
     """The manifest of the live version (or of the version in folder `version`)."""
     version = current_version(index_dir) if version is None else version
     data = _read_json(index_dir, version / MANIFEST_FILE)
+    if _holds_record(data):
+        data.setdefault("article_count", len(data["articles"]))
     try:
-        if isinstance(data.get("articles"), dict):  # written before the corpus record moved out
-            data.setdefault("article_count", len(data["articles"]))
-        # A field a later article-qa added within this format is optional: left out here.
-        known = {f.name for f in fields(Manifest)}
-        return Manifest(**{key: value for key, value in data.items() if key in known})
-    except (TypeError, AttributeError) as error:
+        return _from_json(Manifest, data)
+    except TypeError as error:
         raise _damaged(index_dir, MANIFEST_FILE, error) from None
 
 
@@ -238,20 +238,31 @@ def read_corpus_record(version: Path) -> CorpusRecord:
     path = version / CORPUS_FILE
     if not path.is_file():
         manifest = _read_json(index_dir, version / MANIFEST_FILE)
-        if not isinstance(manifest.get("articles"), dict):  # the record is missing
+        if not _holds_record(manifest):  # the record is missing
             raise _damaged(index_dir, CORPUS_FILE, FileNotFoundError())
         path, data = version / MANIFEST_FILE, manifest
     else:
         data = _read_json(index_dir, path)
     try:
-        known = {f.name for f in fields(CorpusRecord)}
-        record = CorpusRecord(**{key: value for key, value in data.items() if key in known})
-    except (TypeError, AttributeError) as error:
+        record = _from_json(CorpusRecord, data)
+    except TypeError as error:
         raise _damaged(index_dir, path.name, error) from None
     maps = (record.articles, record.files, record.file_stats, record.file_articles)
     if not all(isinstance(m, dict) for m in maps) or not isinstance(record.stats_taken_ns, int):
         raise _damaged(index_dir, path.name, TypeError())
     return record
+
+
+def _holds_record(manifest: dict) -> bool:
+    """Whether a manifest was written before the corpus record moved out of it."""
+    return isinstance(manifest.get("articles"), dict)
+
+
+def _from_json(kind: type[T], data: dict) -> T:
+    """A `kind` dataclass from its JSON object; a field a later article-qa added within this
+    format is optional: left out here. TypeError when a field it needs is missing."""
+    known = {f.name for f in fields(kind)}
+    return kind(**{key: value for key, value in data.items() if key in known})
 
 
 def _read_json(index_dir: Path, path: Path) -> dict:
