@@ -14,6 +14,7 @@ the tasks open the files themselves.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import pickle
@@ -43,9 +44,11 @@ from retrieval.errors import UserError
 from retrieval.indexing import (
     BuildReport,
     Embed,
+    EmbedItem,
     Parts,
     Progress,
     build_loaded,
+    embed_items,
     file_hashes,
     index_config,
     open_previous,
@@ -179,8 +182,13 @@ class _EmbeddingActor:
         self.embedder = load_embedder(self.model, threads=self.threads)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        vectors = self.embedder.embed(batch["text"].tolist())
-        return {"key": batch["key"], "vector": vectors}
+        # A text's spans travel as JSON: (key, start, end) triples.
+        items = [
+            (str(key), str(text), tuple((k, a, b) for k, a, b in json.loads(spans)))
+            for key, text, spans in zip(batch["key"], batch["text"], batch["spans"], strict=True)
+        ]
+        keys, vectors = embed_items(self.embedder, items)
+        return {"key": np.array(keys, dtype=object), "vector": vectors}
 
 
 def _actor_class(model: str, threads: int) -> type[_EmbeddingActor]:
@@ -191,7 +199,7 @@ def cluster_embed(model: str, cpus_per_actor: int = 1) -> Embed:
     """Embedding on a pool of actors, one per `cpus_per_actor` CPUs of the cluster."""
 
     def embed(
-        items: list[tuple[str, str]],
+        items: list[EmbedItem],
         done: Callable[[list[str], np.ndarray], None],
         tick: Callable[[int], None],
     ) -> None:
@@ -200,7 +208,7 @@ def cluster_embed(model: str, cpus_per_actor: int = 1) -> Embed:
         cpus = int(ray.cluster_resources().get("CPU", 1))
         actors = max(1, min(cpus // cpus_per_actor, -(-len(items) // ACTOR_BATCH)))
         dataset = ray.data.from_items(
-            [{"key": key, "text": text} for key, text in items],
+            [{"key": key, "text": text, "spans": json.dumps(spans)} for key, text, spans in items],
             override_num_blocks=max(actors, len(items) // (4 * ACTOR_BATCH)),
         ).map_batches(
             _actor_class(model, cpus_per_actor),

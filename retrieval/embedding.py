@@ -14,7 +14,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -32,6 +32,15 @@ class Embedder(Protocol):
         self, texts: Sequence[str], progress: Callable[[int], None] | None = None
     ) -> np.ndarray:
         """(len(texts), dimension) float32, each row of unit length."""
+        ...
+
+    def embed_spans(
+        self,
+        texts: Sequence[str],
+        spans: Sequence[Sequence[tuple[int, int]]],
+        progress: Callable[[int], None] | None = None,
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """`embed(texts)`, and for each text one unit vector per character span of it."""
         ...
 
 
@@ -78,47 +87,96 @@ class MiniLMEmbedder:
     def _time_batch(self, precision: str) -> float:
         """Seconds to embed a batch of passage-length texts at `precision` (for the choice)."""
         text = " ".join(["The council met in the old town hall to discuss the budget."] * 8)
-        inputs = self._inputs([text] * self.batch_size)
+        inputs, _ = self._encoded([text] * self.batch_size)
         run = self._session(precision, self.threads)
         started = time.perf_counter()
-        run.run(None, inputs)
+        run.run(["embedding"], inputs)
         return time.perf_counter() - started
 
-    def _inputs(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
-        from retrieval.minilm import encode_texts
+    def _encoded(self, texts: Sequence[str]) -> tuple[dict[str, np.ndarray], list[list]]:
+        """The model's inputs for `texts` and each text's token offsets."""
+        from retrieval.minilm import padded_encodings
         from retrieval.runtime import feeds
 
-        return feeds(*encode_texts(self.tokenizer, texts))
+        encodings = self.tokenizer.encode_batch(list(texts))
+        ids, mask, types = padded_encodings(encodings)
+        return feeds(ids, mask, types), [encoding.offsets for encoding in encodings]
+
+    def _runs(
+        self, texts: Sequence[str], outputs: list[str]
+    ) -> Iterator[tuple[list[int], list[np.ndarray], list[list]]]:
+        """(rows of `texts`, the outputs, the token offsets) batch by batch.
+
+        Batches of similar length waste little work on padding; one worker tokenizes
+        the next batch while the model runs this one.
+        """
+        from concurrent.futures import ThreadPoolExecutor
+
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        batches = [order[b : b + self.batch_size] for b in range(0, len(order), self.batch_size)]
+        threads = 1 if len(texts) <= self.small_batch else self.threads
+        run = self._session(self.precision, threads)
+        batch_texts = [[texts[i] for i in rows] for rows in batches]
+        with ThreadPoolExecutor(max_workers=1) as tokenizing:
+            encoded = (
+                tokenizing.map(self._encoded, batch_texts)
+                if len(batches) > 1
+                else map(self._encoded, batch_texts)  # one batch (a question): no hand-over
+            )
+            for rows, (inputs, offsets) in zip(batches, encoded, strict=True):
+                yield rows, run.run(outputs, inputs), offsets
 
     def embed(
         self, texts: Sequence[str], progress: Callable[[int], None] | None = None
     ) -> np.ndarray:
-        from concurrent.futures import ThreadPoolExecutor
-
         unique = list(dict.fromkeys(texts))  # a repeated text is embedded once
         vectors = np.zeros((len(unique), self.dimension), dtype=np.float32)
-        # Batches of similar length waste little work on padding.
-        order = sorted(range(len(unique)), key=lambda i: len(unique[i]))
-        batches = [order[b : b + self.batch_size] for b in range(0, len(order), self.batch_size)]
-        threads = 1 if len(unique) <= self.small_batch else self.threads
-        run = self._session(self.precision, threads)
         counts = collections.Counter(texts) if len(unique) < len(texts) else None
-        batch_texts = [[unique[i] for i in rows] for rows in batches]
-        with ThreadPoolExecutor(max_workers=1) as tokenizing:
-            # One worker tokenizes the batches in order, ahead of the model running them.
-            tokenized = (
-                tokenizing.map(self._inputs, batch_texts)
-                if len(batches) > 1
-                else map(self._inputs, batch_texts)  # one batch (a question): no hand-over
-            )
-            for rows, inputs in zip(batches, tokenized, strict=True):
-                vectors[rows] = run.run(None, inputs)[0]
-                if progress is not None:
-                    progress(sum(counts[unique[i]] for i in rows) if counts else len(rows))
+        for rows, (pooled,), _ in self._runs(unique, ["embedding"]):
+            vectors[rows] = pooled
+            if progress is not None:
+                progress(sum(counts[unique[i]] for i in rows) if counts else len(rows))
         if len(unique) == len(texts):
             return vectors
         where = {text: row for row, text in enumerate(unique)}
         return vectors[[where[text] for text in texts]]
+
+    def embed_spans(
+        self,
+        texts: Sequence[str],
+        spans: Sequence[Sequence[tuple[int, int]]],
+        progress: Callable[[int], None] | None = None,
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Each text's vector, and a vector for each of its character spans (`spans[i]` of
+        `texts[i]`): the normalized mean of the text's token vectors inside the span.
+
+        A sentence's vector pooled from its passage this way ("late chunking", Günther et
+        al. 2024) keeps what the passage says around it, and costs no model run of its own.
+        A span the model did not read (past its 256 tokens) is embedded alone.
+        `progress` counts texts and spans.
+        """
+        vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        pooled_spans = [np.zeros((len(s), self.dimension), dtype=np.float32) for s in spans]
+        unread: list[tuple[int, int]] = []
+        for rows, (pooled, tokens), offsets in self._runs(texts, ["embedding", "tokens"]):
+            vectors[rows] = pooled
+            for row, text_tokens, text_offsets in zip(rows, tokens, offsets, strict=True):
+                ends = np.array(text_offsets, dtype=np.int64).reshape(-1, 2)
+                real = ends[:, 1] > ends[:, 0]
+                for at, (start, end) in enumerate(spans[row]):
+                    inside = real & (ends[:, 0] >= start) & (ends[:, 1] <= end)
+                    if not inside.any():
+                        unread.append((row, at))
+                        continue
+                    mean = text_tokens[: len(inside)][inside].mean(axis=0)
+                    pooled_spans[row][at] = mean / max(float(np.linalg.norm(mean)), 1e-12)
+            if progress is not None:
+                progress(sum(1 + len(spans[row]) for row in rows))
+        if unread:
+            alone = self.embed([texts[row][slice(*spans[row][at])] for row, at in unread])
+            for (row, at), vector in zip(unread, alone, strict=True):
+                pooled_spans[row][at] = vector
+        return vectors, pooled_spans
 
 
 _WORD = re.compile(r"\w+")
@@ -152,6 +210,20 @@ class FakeEmbedder:
         if progress is not None:
             progress(len(texts))
         return vectors
+
+    def embed_spans(
+        self,
+        texts: Sequence[str],
+        spans: Sequence[Sequence[tuple[int, int]]],
+        progress: Callable[[int], None] | None = None,
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """As the real model's; a bag of words knows no context, so a span is embedded alone."""
+        alone = [text[a:b] for text, text_spans in zip(texts, spans, strict=True)
+                 for a, b in text_spans]  # fmt: skip
+        vectors = self.embed([*texts, *alone], progress)
+        ends = np.cumsum([len(texts), *(len(s) for s in spans)])
+        pooled = [vectors[a:b] for a, b in zip(ends[:-1], ends[1:], strict=True)]
+        return vectors[: len(texts)], pooled
 
 
 def model_dimension(name: str) -> int:

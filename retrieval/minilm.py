@@ -98,7 +98,12 @@ def pair_windows(tokenizer: Any, pairs: Sequence[tuple[str, str]]) -> Windows:
 
 def encode_texts(tokenizer: Any, texts: Sequence[str]) -> tuple[np.ndarray, ...]:
     """``(input_ids, attention_mask, token_type_ids)`` of single texts, padded to the longest."""
-    ids, types, mask = _padded(tokenizer.encode_batch(list(texts)))
+    return padded_encodings(tokenizer.encode_batch(list(texts)))
+
+
+def padded_encodings(encodings: Sequence[Any]) -> tuple[np.ndarray, ...]:
+    """``(input_ids, attention_mask, token_type_ids)`` of `tokenizers` encodings, padded."""
+    ids, types, mask = _padded(encodings)
     return ids, mask, types
 
 
@@ -115,4 +120,11 @@ def _padded(encodings: Sequence[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return ids, types, mask
 
 
-__all__ = ["Windows", "encode_texts", "load_tokenizer", "model_path", "pair_windows"]
+__all__ = [
+    "Windows",
+    "encode_texts",
+    "load_tokenizer",
+    "model_path",
+    "padded_encodings",
+    "pair_windows",
+]

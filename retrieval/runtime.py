@@ -39,7 +39,7 @@ from retrieval.store import atomic_write_text
 log = logging.getLogger(__name__)
 
 # Bump when the export, the fusions or the quantization recipe change: old graphs are ignored.
-RECIPE = 2
+RECIPE = 3
 KINDS = ("embedder", "reader")
 PRECISIONS = ("fp32", "int8")
 # int8 must beat float32 by this much to be chosen (its vectors differ a little).
@@ -135,7 +135,8 @@ def _torch_module(kind: str, reader_weights: Path | None) -> Any:
                 ).last_hidden_state
                 weights = attention_mask.unsqueeze(-1).to(tokens.dtype)
                 mean = (tokens * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
-                return torch.nn.functional.normalize(mean, p=2, dim=1)
+                # The token vectors too: a sentence's vector is pooled from its passage's.
+                return torch.nn.functional.normalize(mean, p=2, dim=1), tokens
 
         return Pooled().eval()
     model = BertForQuestionAnswering.from_pretrained(str(model_path()), attn_implementation="eager")
@@ -184,10 +185,10 @@ def export(kind: str, key: str, reader_weights: Path | None = None) -> None:
 
     started = time.perf_counter()
     module = _torch_module(kind, reader_weights)
-    outputs = ["embedding"] if kind == "embedder" else ["start_logits", "end_logits"]
-    axes = {name: {0: "batch", 1: "tokens"} for name in INPUTS}
-    axes.update({name: {0: "batch"} if kind == "embedder" else {0: "batch", 1: "tokens"}
-                 for name in outputs})  # fmt: skip
+    outputs = ["embedding", "tokens"] if kind == "embedder" else ["start_logits", "end_logits"]
+    axes = {name: {0: "batch", 1: "tokens"} for name in INPUTS + tuple(outputs)}
+    if kind == "embedder":
+        axes["embedding"] = {0: "batch"}
     sample = torch.ones((2, 16), dtype=torch.int64)
     fp32, int8 = graph_path(kind, "fp32", key), graph_path(kind, "int8", key)
     fp32.parent.mkdir(parents=True, exist_ok=True)

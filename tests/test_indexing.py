@@ -118,6 +118,39 @@ def test_only_new_chunks_reach_the_embedder(corpus, tmp_path, monkeypatch):
     assert seen == ["The old bridge was painted blue."]
 
 
+def test_sentences_are_embedded_within_the_first_passage_that_holds_them_whole():
+    from retrieval.articles import text_hash
+    from retrieval.chunking import Chunk, Sentence
+
+    text = "Ann sailed. Bob rowed home. Cy swam. Dee ran."
+    first = Chunk("c1", "a", 0, 27, text[0:27])  # "Ann sailed. Bob rowed home."
+    second = Chunk("c2", "a", 12, 45, text[12:45])  # "Bob rowed home. Cy swam. Dee ran."
+    alone = Chunk("c3", "b", 0, 9, "Eve flew.")
+    sentences = [Sentence("a", 0, 11), Sentence("a", 12, 27), Sentence("a", 28, 36),
+                 Sentence("a", 37, 45), Sentence("b", 0, 9), Sentence("a", 5, 40)]  # fmt: skip
+    texts = [text[s.start : s.end] for s in sentences[:4]] + ["Eve flew.", text[5:40]]
+    known = {text_hash("Cy swam.")}
+    items = indexing.embedding_items([first, second, alone], sentences, texts, known)
+    assert items == [
+        (text_hash(first.text), first.text,
+         ((text_hash("Ann sailed."), 0, 11), (text_hash("Bob rowed home."), 12, 27))),
+        # "Cy swam." was embedded before; "Eve flew." is its passage's whole text.
+        (text_hash(second.text), second.text, ((text_hash("Dee ran."), 25, 33),)),
+        (text_hash("Eve flew."), "Eve flew.", ()),
+        # No passage holds this one whole: it is embedded alone.
+        (text_hash(text[5:40]), text[5:40], ()),
+    ]  # fmt: skip
+    assert (
+        indexing.embedding_items(
+            [first],
+            sentences[:2],
+            texts[:2],
+            {text_hash(first.text), text_hash("Ann sailed."), text_hash("Bob rowed home.")},
+        )
+        == []
+    )
+
+
 def test_progress_reports_embedding(corpus, tmp_path):
     events = []
     build_fake(corpus, tmp_path / "index", progress=lambda *e: events.append(e))

@@ -46,7 +46,8 @@ class Counting(FakeEmbedder):
 def test_a_build_killed_while_embedding_resumes_where_it_stopped(tmp_path, monkeypatch):
     corpus = write_corpus(tmp_path / "corpus")
     index_dir = tmp_path / "index"
-    monkeypatch.setattr(indexing, "BLOCK", 4)
+    # A block is one passage with its sentences: the kill comes in the third.
+    monkeypatch.setattr(indexing, "BLOCK", 1)
     dying = Counting(die_at=3)
     monkeypatch.setattr(indexing, "load_embedder", lambda name: dying)
     with pytest.raises(RuntimeError, match="killed while embedding"):
