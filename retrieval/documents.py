@@ -294,6 +294,29 @@ class DocumentStore:
             for key, id_, a, s, e in rows
         }
 
+    def parts_of(
+        self, articles: Sequence[Article]
+    ) -> dict[str, tuple[list[Chunk], list[Sentence]]]:
+        """Each article's passages and sentences as this version holds them, in order (a
+        build keeps them for an article it did not read again, instead of cutting it anew)."""
+        texts = {article.id: article.text for article in articles}
+        found: dict[str, tuple[list[Chunk], list[Sentence]]] = {a: ([], []) for a in texts}
+        for batch in _batches(list(texts)):
+            marks = _marks(len(batch))
+            for id_, a, s, e in self._query(
+                f'SELECT id, article_id, start, "end" FROM passages WHERE article_id IN ({marks}) '
+                'ORDER BY article_id, start, "end"',
+                batch,
+            ):
+                found[a][0].append(Chunk(id=id_, article_id=a, start=s, end=e, text=texts[a][s:e]))
+            for a, s, e in self._query(
+                f'SELECT article_id, start, "end" FROM sentences WHERE article_id IN ({marks}) '
+                "ORDER BY article_id, seq",
+                batch,
+            ):
+                found[a][1].append(Sentence(a, s, e))
+        return found
+
     def all_passages(self) -> list[tuple[int, Chunk]]:
         """(key, passage) of every passage, by article and offset (for checks and exports)."""
         keys = [row[0] for row in self._query("SELECT key FROM passages")]

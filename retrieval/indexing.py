@@ -341,6 +341,10 @@ def _build(
 
     layers = _layers(previous, loaded.articles, store, cut, parts)
     written = layers.articles if layers is not None else _with_texts(previous, loaded.articles)
+    if layers is None and previous is not None and _same_chunking(previous.manifest, config):
+        # An article not read again is cut as the live version holds it.
+        kept = {a.id for a in loaded.articles if isinstance(a, KeptArticle)} - set(parts)
+        parts.update(previous.documents.parts_of([a for a in written if a.id in kept]))
     cut(written)
     articles = {article.id: article for article in written}
     chunks = [c for article in written for c in parts[article.id][0]]
@@ -441,6 +445,13 @@ def _layers(
         hidden=hidden,
         base_passages=documents.base_passage_count - hidden_passages,
         base_sentences=len(base_sentences) - len(documents.base_keys("sentences", hidden)),
+    )
+
+
+def _same_chunking(manifest: Manifest, config: IndexConfig) -> bool:
+    return (manifest.chunk_size, manifest.chunk_overlap) == (
+        config.chunking.size,
+        config.chunking.overlap,
     )
 
 

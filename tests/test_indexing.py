@@ -151,6 +151,32 @@ def test_sentences_are_embedded_within_the_first_passage_that_holds_them_whole()
     )
 
 
+def test_articles_not_read_again_are_not_cut_again_and_index_as_a_fresh_build(
+    corpus, tmp_path, monkeypatch, layering
+):
+    from tests.helpers import index_vectors
+
+    build_fake(corpus, tmp_path / "index")
+    (corpus / "new.txt").write_text("Bridge repainted\n\nThe old bridge was painted blue.\n")
+    cut: list[str] = []
+    real = indexing.chunk_article
+    monkeypatch.setattr(indexing, "chunk_article", lambda a, c: cut.append(a.title) or real(a, c))
+    build_fake(corpus, tmp_path / "index")
+    assert cut == ["Bridge repainted"]
+    monkeypatch.setattr(indexing, "chunk_article", real)
+    build_fake(corpus, tmp_path / "fresh")
+    mine = index_vectors(load_index(tmp_path / "index", FAKE))
+    theirs = index_vectors(load_index(tmp_path / "fresh", FAKE))
+    mine_docs = load_index(tmp_path / "index", FAKE).documents
+    theirs_docs = load_index(tmp_path / "fresh", FAKE).documents
+    assert [c for _, c in mine_docs.all_passages()] == [c for _, c in theirs_docs.all_passages()]
+    assert [s.sentence for s in mine_docs.all_sentences()] == [
+        s.sentence for s in theirs_docs.all_sentences()
+    ]
+    for kind in ("passages", "sentences"):
+        assert (mine[kind][1] == theirs[kind][1]).all()
+
+
 def test_progress_reports_embedding(corpus, tmp_path):
     events = []
     build_fake(corpus, tmp_path / "index", progress=lambda *e: events.append(e))
