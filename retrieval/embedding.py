@@ -152,7 +152,7 @@ class MiniLMEmbedder:
 
         A sentence's vector pooled from its passage this way ("late chunking", Günther et
         al. 2024) keeps what the passage says around it, and costs no model run of its own.
-        A span the model did not read (past its 256 tokens) is embedded alone.
+        A span the model did not read whole (past its 256 tokens) is embedded alone.
         `progress` counts texts and spans.
         """
         vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
@@ -163,9 +163,11 @@ class MiniLMEmbedder:
             for row, text_tokens, text_offsets in zip(rows, tokens, offsets, strict=True):
                 ends = np.array(text_offsets, dtype=np.int64).reshape(-1, 2)
                 real = ends[:, 1] > ends[:, 0]
+                # Where the model stopped reading (the text may be longer than 256 tokens).
+                read_to = int(ends[real, 1].max()) if real.any() else 0
                 for at, (start, end) in enumerate(spans[row]):
                     inside = real & (ends[:, 0] >= start) & (ends[:, 1] <= end)
-                    if not inside.any():
+                    if end > read_to or not inside.any():
                         unread.append((row, at))
                         continue
                     mean = text_tokens[: len(inside)][inside].mean(axis=0)

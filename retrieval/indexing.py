@@ -353,7 +353,7 @@ def _build(
     sentence_texts = [articles[s.article_id].text[s.start : s.end] for s in sentences]
     # Vectors are keyed by the hash of the text they embed: whatever article or file
     # a passage or sentence sits in now, if its text was embedded before, it is reused.
-    known = _reusable(previous, chunk_texts + sentence_texts) if previous is not None else {}
+    known = _reusable(previous, chunk_texts, sentence_texts) if previous is not None else {}
     embedded = {text_hash(t) for t in chunk_texts + sentence_texts} - set(known)
     cache = EmbeddingCache(index_dir, config.model, config.dimension)
     items = embedding_items(chunks, sentences, sentence_texts, set(known))
@@ -471,13 +471,23 @@ def _with_texts(previous: StoredIndex | None, articles: Sequence[Loaded]) -> lis
     return [found[a.id] if isinstance(a, KeptArticle) else a for a in articles]
 
 
-def _reusable(previous: StoredIndex, texts: list[str]) -> dict[str, np.ndarray]:
-    """Text hash -> vector, for the texts the previous version holds a passage or sentence of."""
+def _reusable(
+    previous: StoredIndex, chunk_texts: list[str], sentence_texts: list[str]
+) -> dict[str, np.ndarray]:
+    """Text hash -> vector, for the texts the previous version holds a vector of.
+
+    A passage's vector is only ever a passage's (a sentence's was pooled in some passage's
+    context); a sentence may take an earlier sentence's or a passage's of the same text,
+    unless its text is one of this build's passages, whose vector it then shares.
+    """
+    passages = list(dict.fromkeys(text_hash(text) for text in chunk_texts))
     known: dict[str, np.ndarray] = {}
-    wanted = list(dict.fromkeys(text_hash(text) for text in texts))
-    for table, vectors in (
-        ("passages", previous.passages),
-        ("sentences", previous.sentences),
+    own = set(passages)
+    sentences = [h for h in dict.fromkeys(map(text_hash, sentence_texts)) if h not in own]
+    for table, vectors, wanted in (
+        ("passages", previous.passages, passages),
+        ("sentences", previous.sentences, sentences),
+        ("passages", previous.passages, sentences),
     ):
         found = previous.documents.keys_by_text(table, [h for h in wanted if h not in known])
         if found:

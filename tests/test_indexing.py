@@ -177,6 +177,29 @@ def test_articles_not_read_again_are_not_cut_again_and_index_as_a_fresh_build(
         assert (mine[kind][1] == theirs[kind][1]).all()
 
 
+def test_a_new_passage_never_takes_a_sentence_vector_pooled_in_another_passage(
+    corpus, tmp_path, monkeypatch
+):
+    build_fake(corpus, tmp_path / "index")
+    # This text is a sentence of the harbour article, inside a longer passage there.
+    sentence = "The repair cost the town council 2.3 million pounds."
+    (corpus / "new.txt").write_text(f"Council bill\n\n{sentence}\n")
+    seen: list[str] = []
+    real = indexing.load_embedder
+
+    def spying_loader(name):
+        embedder = real(name)
+        original = embedder.embed
+        embedder.embed = lambda texts, progress=None: (
+            seen.extend(texts) or original(texts, progress)
+        )
+        return embedder
+
+    monkeypatch.setattr(indexing, "load_embedder", spying_loader)
+    build_fake(corpus, tmp_path / "index")
+    assert seen == [sentence]
+
+
 def test_progress_reports_embedding(corpus, tmp_path):
     events = []
     build_fake(corpus, tmp_path / "index", progress=lambda *e: events.append(e))
