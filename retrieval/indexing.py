@@ -341,9 +341,10 @@ def _build(
 
     layers = _layers(previous, loaded.articles, store, cut, parts)
     written = layers.articles if layers is not None else _with_texts(previous, loaded.articles)
-    if layers is None and previous is not None and _same_chunking(previous.manifest, config):
-        # An article not read again is cut as the live version holds it.
-        kept = {a.id for a in loaded.articles if isinstance(a, KeptArticle)} - set(parts)
+    kept = {a.id for a in loaded.articles if isinstance(a, KeptArticle)} - set(parts)
+    if layers is None and previous is not None and kept:
+        # An article not read again is cut as the live version holds it (a version cut
+        # with other settings is never the one a build starts from: `open_previous`).
         parts.update(previous.documents.parts_of([a for a in written if a.id in kept]))
     cut(written)
     articles = {article.id: article for article in written}
@@ -448,13 +449,6 @@ def _layers(
     )
 
 
-def _same_chunking(manifest: Manifest, config: IndexConfig) -> bool:
-    return (manifest.chunk_size, manifest.chunk_overlap) == (
-        config.chunking.size,
-        config.chunking.overlap,
-    )
-
-
 def _with_texts(previous: StoredIndex | None, articles: Sequence[Loaded]) -> list[Article]:
     """The articles with their texts: those kept unread are fetched from `previous`."""
     wanted = [article.id for article in articles if isinstance(article, KeptArticle)]
@@ -518,16 +512,22 @@ def embedding_items(
             items.setdefault(key, (chunk.text, []))
     # A sentence whose text is a whole passage's has that passage's vector.
     placed = known | {text_hash(chunk.text) for chunk in chunks}
+    # An article's passages and sentences come in order: a passage ending before a sentence
+    # starts holds no later one either, so each article's passages are walked once.
+    first: dict[str, int] = {}
     for sentence, text in zip(sentences, sentence_texts, strict=True):
         key = text_hash(text)
         if key in placed:
             continue
         placed.add(key)
+        own = by_article.get(sentence.article_id, [])
+        at = first.get(sentence.article_id, 0)
+        while at < len(own) and own[at].end < sentence.start:
+            at += 1
+        first[sentence.article_id] = at
         home = next(
-            (c for c in by_article.get(sentence.article_id, ())
-             if c.start <= sentence.start and sentence.end <= c.end),
-            None,
-        )  # fmt: skip
+            (c for c in own[at:] if c.start <= sentence.start and sentence.end <= c.end), None
+        )
         if home is None:
             items[key] = (text, [])
             continue
